@@ -1,0 +1,59 @@
+"""Compile a sampler function once per backend.
+
+`function(network_fn, *arrays)` is backend-agnostic code (keras.ops) that calls
+``network_fn(x, t)`` for network evaluations. `compile_sampler_function(network, function)`
+returns ``run(*arrays)``:
+
+* JAX: ``jax.jit`` over the network's weights passed explicitly (``stateless_call``), so
+  updating the weights after training never forces a recompile and nothing is baked in as a
+  constant; a new compile happens only for a new input shape (batch, image size, number of
+  steps: loops are unrolled into ``fori_loop`` with a static trip count);
+* TensorFlow: ``tf.function(reduce_retracing=True)``: the step count is a dynamic loop
+  bound, so one trace serves every step count and batch size;
+* torch: eager under ``torch.no_grad()``;
+* other backends: eager.
+"""
+
+import keras
+
+
+def compile_sampler_function(network, function):
+    backend = keras.backend.backend()
+    if backend == "jax":
+        import jax
+
+        def stateless(trainable, non_trainable, *arrays):
+            def network_fn(x, t):
+                output, _ = network.stateless_call(trainable, non_trainable, [x, t], training=False)
+                return output
+
+            return function(network_fn, *arrays)
+
+        jitted = jax.jit(stateless)
+
+        def run(*arrays):
+            trainable = [v.value for v in network.trainable_variables]
+            non_trainable = [v.value for v in network.non_trainable_variables]
+            return jitted(trainable, non_trainable, *arrays)
+
+        return run
+
+    def network_fn(x, t):
+        return network([x, t], training=False)
+
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        traced = tf.function(lambda *arrays: function(network_fn, *arrays), reduce_retracing=True)
+        return traced
+
+    if backend == "torch":
+        import torch
+
+        def run(*arrays):
+            with torch.no_grad():
+                return function(network_fn, *arrays)
+
+        return run
+
+    return lambda *arrays: function(network_fn, *arrays)

@@ -1,0 +1,292 @@
+"""`InDIModel`: a Keras model whose training step is the InDI objective."""
+
+import keras
+import numpy as np
+from keras import ops
+
+from keras_indi.api_export import keras_indi_export
+from keras_indi.layers.forward_process import interpolate
+from keras_indi.schedules import get_noise_schedule, get_time_distribution
+from keras_indi.utils.validation import check_choice, check_finite_and_range, check_float_array
+
+_LOSSES = {"l1": keras.losses.MeanAbsoluteError, "l2": keras.losses.MeanSquaredError}
+
+
+@keras_indi_export("keras_indi.InDIModel")
+class InDIModel(keras.Model):
+    """Inversion by Direct Iteration (Delbracio & Milanfar, TMLR 2023) around any network.
+
+    `network` is any Keras model called as ``network([x_t, t])`` with ``x_t`` a batch of
+    inputs and ``t`` a ``(batch,)`` float time in [0, 1] (t = 0 clean, t = 1 degraded); it
+    predicts the clean input. Each training step samples ``t ~ p(t)`` and
+    ``eta ~ N(0, I)``, builds ``x_t = (1 - t) x + t y + t eps_t eta`` from the clean ``x``
+    and degraded ``y`` and regresses ``network([x_t, t])`` onto ``x`` with an L1 or L2 loss.
+    Restoration then walks from ``y`` to a clean image in small steps: `restore`.
+
+    Training data, under ``fit()`` on every backend (NumPy arrays, `keras.utils.PyDataset`,
+    generators or ``tf.data``):
+
+    * pairs: ``fit(degraded, clean)`` or a dataset of ``(degraded, clean)`` tuples;
+    * clean images only: ``fit(clean)`` with a `degradation` (a Keras layer or a callable
+      on backend tensors) applied inside the step. To support a new degradation, subclass and
+      override `degrade`.
+
+    Calling the model: ``model(degraded)`` is the one-shot regression ``F(y, 1)`` (what
+    ``predict`` returns); ``model([x_t, t])`` is the network itself.
+
+    Mixed precision (``mixed_bfloat16``, and ``mixed_float16`` with automatic loss scaling)
+    applies to the network; times, noise and the interpolation stay in float32.
+
+    Args:
+        network: the time-conditional network, e.g. `keras_indi.networks.TimeConditionalUNet`.
+        time_distribution: p(t): ``"uniform"`` (default), ``"mass_at_one"``, ``"power"``,
+            ``"regression"`` (t = 1 only: the one-step regression baseline), a
+            `keras_indi.schedules.TimeDistribution` or a callable ``(batch_size, seed) -> t``.
+        noise_schedule: eps_t: a float (constant epsilon; default 0.01 for [-1, 1] images,
+            0 disables noise), ``"constant"``, ``"brownian"`` or a
+            `keras_indi.schedules.NoiseSchedule`.
+        loss: ``"l1"`` (default, as in the paper's re-implementations) or ``"l2"``; used when
+            ``compile`` gets no `loss`.
+        degradation: optional Keras layer or callable applied to clean batches inside the step
+            when the data has no degraded images.
+        value_range: the expected range of inputs (checked on NumPy inputs); None disables the
+            check.
+        seed: int seed of the generator that draws t, the noise and the degradation's
+            randomness. Two models with the same seed, weights and data train identically.
+
+    Example:
+
+    >>> import numpy as np
+    >>> from keras_indi.networks import TimeConditionalMLP
+    >>> model = InDIModel(TimeConditionalMLP(features=2, hidden_units=(32,)), value_range=None, seed=0)
+    >>> model.compile(optimizer="adam")
+    >>> clean = np.random.default_rng(0).choice([-1.0, 1.0], size=(64, 2)).astype("float32")
+    >>> degraded = clean + np.random.default_rng(1).normal(size=(64, 2)).astype("float32")
+    >>> history = model.fit(degraded, clean, epochs=1, verbose=0)
+    >>> model.restore(degraded[:4], num_steps=10, seed=0, progress_bar=False).shape
+    (4, 2)
+    """
+
+    def __init__(
+        self,
+        network,
+        time_distribution="uniform",
+        noise_schedule=0.01,
+        loss="l1",
+        degradation=None,
+        value_range=(-1.0, 1.0),
+        seed=None,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        if isinstance(network, dict):
+            network = keras.saving.deserialize_keras_object(network)
+        if not isinstance(network, keras.layers.Layer):
+            raise ValueError(
+                "`network` must be a Keras model or layer called as `network([x_t, t])`. "
+                f"Received {type(network).__name__}."
+            )
+        if isinstance(degradation, dict):
+            degradation = keras.saving.deserialize_keras_object(degradation)
+        if degradation is not None and not callable(degradation):
+            raise ValueError(f"`degradation` must be a Keras layer or a callable. Received {degradation!r}.")
+        if value_range is not None:
+            if len(value_range) != 2 or not value_range[0] < value_range[1]:
+                raise ValueError(f"`value_range` must be (low, high) with low < high, or None. Received {value_range!r}.")
+            value_range = (float(value_range[0]), float(value_range[1]))
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer))):
+            raise ValueError(f"`seed` must be an int or None. Received seed={seed!r}.")
+        self.network = network
+        self.time_distribution = get_time_distribution(time_distribution)
+        self.noise_schedule = get_noise_schedule(noise_schedule)
+        self.loss_norm = check_choice(loss, "loss", _LOSSES)
+        self.degradation = degradation
+        self.value_range = value_range
+        self.seed = None if seed is None else int(seed)
+        self.seed_generator = keras.random.SeedGenerator(seed, name="indi_seed_generator")
+        # Inputs keep their float32 dtype; the network casts to its own compute dtype.
+        self._convert_input_args = False
+        self._sampler = None
+
+    # -- the InDI objective ---------------------------------------------------------------
+    def degrade(self, clean, training=False):
+        """Produce degraded inputs from a batch of clean ones, inside the training step.
+
+        Called when the training data has clean images only. The default applies the
+        `degradation` given to the constructor. Override it to train on a new degradation:
+
+        >>> class InpaintingInDI(InDIModel):  # doctest: +SKIP
+        ...     def degrade(self, clean, training=False):
+        ...         mask = keras.random.uniform(keras.ops.shape(clean), seed=self.seed_generator) > 0.5
+        ...         return keras.ops.where(mask, clean, -1.0)
+
+        Use ``seed=self.seed_generator`` for randomness so that it is seeded and differs at
+        every step on every backend.
+        """
+        if self.degradation is None:
+            raise ValueError(
+                "The training data has clean images only (no degraded inputs) and the model has "
+                "no `degradation`. Pass `(degraded, clean)` pairs to fit(), give "
+                "`InDIModel(..., degradation=...)`, or subclass InDIModel and override `degrade`."
+            )
+        if isinstance(self.degradation, keras.layers.Layer):
+            return self.degradation(clean, training=training)
+        return self.degradation(clean)
+
+    def sample_time(self, batch_size):
+        """Draw training times t ~ p(t), shape (batch_size,), float32."""
+        return ops.cast(self.time_distribution.sample(batch_size, self.seed_generator), "float32")
+
+    def forward_process(self, clean, degraded, t, noise):
+        """x_t = (1 - t) x + t y + sigma(t) eta (float32)."""
+        return interpolate(clean, degraded, t, noise, self.noise_schedule)
+
+    def objective_prediction(self, clean, degraded=None, training=False):
+        """Sample t and eta, build x_t and return ``network([x_t, t])`` (the step's y_pred)."""
+        clean = ops.cast(clean, "float32")
+        if degraded is None:
+            degraded = self.degrade(clean, training=training)
+        degraded = ops.cast(degraded, "float32")
+        batch_size = ops.shape(clean)[0]
+        t = self.sample_time(batch_size)
+        noise = None
+        if not self._noise_free:
+            noise = keras.random.normal(ops.shape(clean), dtype="float32", seed=self.seed_generator)
+        x_t = self.forward_process(clean, degraded, t, noise)
+        return ops.cast(self.network([x_t, t], training=training), "float32")
+
+    @property
+    def _noise_free(self):
+        return getattr(self.noise_schedule, "epsilon", None) == 0.0
+
+    def call(self, inputs, training=False):
+        if isinstance(inputs, dict):
+            if "clean" not in inputs:
+                raise ValueError("InDIModel objective inputs need a 'clean' entry.")
+            return self.objective_prediction(inputs["clean"], inputs.get("degraded"), training=training)
+        if isinstance(inputs, (list, tuple)):
+            if len(inputs) != 2:
+                raise ValueError("Call InDIModel on `degraded` or on `[x_t, t]`.")
+            return ops.cast(self.network(list(inputs), training=training), "float32")
+        degraded = ops.cast(inputs, "float32")
+        t = ops.ones((ops.shape(degraded)[0],), dtype="float32")
+        return ops.cast(self.network([degraded, t], training=training), "float32")
+
+    def _objective_data(self, data):
+        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+        if isinstance(x, dict):
+            inputs = x
+            target = x["clean"]
+        elif y is None:
+            inputs, target = {"clean": x}, x
+        else:
+            inputs, target = {"degraded": x, "clean": y}, y
+        return keras.utils.pack_x_y_sample_weight(inputs, target, sample_weight)
+
+    def train_step(self, *args):
+        """One InDI step: the data becomes ``({"degraded", "clean"}, clean)``; `call`
+        samples t and eta and predicts the clean image from x_t; the backend's trainer
+        computes the loss, gradients (with loss scaling under mixed_float16), metrics and the
+        update. ``args`` is ``(data,)`` on TensorFlow and torch, ``(state, data)`` on JAX."""
+        *state, data = args
+        return super().train_step(*state, self._objective_data(data))
+
+    def test_step(self, *args):
+        """Like `train_step` without the update: the InDI loss at random t on held-out data."""
+        *state, data = args
+        return super().test_step(*state, self._objective_data(data))
+
+    def compile(self, optimizer="adam", loss=None, **kwargs):
+        """``compile`` with the InDI loss (the model's `loss` norm) unless `loss` is given."""
+        if loss is None:
+            loss = _LOSSES[self.loss_norm](name=f"indi_{self.loss_norm}")
+        super().compile(optimizer=optimizer, loss=loss, **kwargs)
+
+    def compile_from_config(self, config):
+        """Re-compile a loaded `.keras` model with its saved optimizer, loss and metrics."""
+        config = keras.saving.deserialize_keras_object(config)
+        self.compile(**config)
+        if getattr(self, "optimizer", None) is not None and self.built:
+            self.optimizer.build(self.trainable_variables)
+
+    # -- input checks -----------------------------------------------------------------------
+    def _check_pairs(self, x, y, where):
+        if isinstance(x, np.ndarray):
+            check_float_array(x, f"{where} degraded inputs (x)", min_rank=2)
+            check_finite_and_range(x, f"{where} degraded inputs (x)", self.value_range)
+        if isinstance(y, np.ndarray):
+            check_float_array(y, f"{where} clean targets (y)", min_rank=2)
+            check_finite_and_range(y, f"{where} clean targets (y)", self.value_range)
+        if isinstance(x, np.ndarray) and isinstance(y, np.ndarray) and x.shape != y.shape:
+            raise ValueError(
+                f"{where} degraded inputs and clean targets must have the same shape (InDI "
+                f"interpolates between them). Received {x.shape} and {y.shape}. For "
+                "super-resolution, upsample the low-resolution input to the target size first."
+            )
+
+    def fit(self, x=None, y=None, *args, validation_data=None, **kwargs):
+        """`keras.Model.fit`, after checking NumPy data: same shapes, float dtype, no NaN,
+        values in `value_range`. ``x`` holds degraded inputs and ``y`` clean targets, or ``x``
+        holds clean images only when the model has a `degradation`."""
+        self._check_pairs(x, y, "fit()")
+        if isinstance(validation_data, (tuple, list)) and len(validation_data) >= 2:
+            self._check_pairs(validation_data[0], validation_data[1], "validation_data")
+        return super().fit(x, y, *args, validation_data=validation_data, **kwargs)
+
+    # -- restoration ------------------------------------------------------------------------
+    @property
+    def sampler(self):
+        """The `InDISampler` of this model (created on first use, compiled loops cached)."""
+        if self._sampler is None:
+            from keras_indi.samplers.indi_sampler import InDISampler
+
+            self._sampler = InDISampler(self)
+        return self._sampler
+
+    def restore(self, degraded, num_steps=10, seed=None, **kwargs):
+        """Restore `degraded` in `num_steps` InDI steps; see `InDISampler.__call__`.
+
+        ``num_steps=1`` is one-shot regression; more steps trade PSNR for sharpness.
+        """
+        return self.sampler(degraded, num_steps=num_steps, seed=seed, **kwargs)
+
+    # -- serialization ----------------------------------------------------------------------
+    def get_config(self):
+        config = {
+            "name": self.name,
+            "trainable": self.trainable,
+            "network": keras.saving.serialize_keras_object(self.network),
+            "time_distribution": keras.saving.serialize_keras_object(self.time_distribution),
+            "noise_schedule": keras.saving.serialize_keras_object(self.noise_schedule),
+            "loss": self.loss_norm,
+            "degradation": None,
+            "value_range": None if self.value_range is None else list(self.value_range),
+            "seed": self.seed,
+        }
+        if self.degradation is not None:
+            try:
+                config["degradation"] = keras.saving.serialize_keras_object(self.degradation)
+            except Exception as error:  # a plain lambda, for example
+                raise ValueError(
+                    f"The model's degradation {self.degradation!r} cannot be serialized ({error}). "
+                    "Use a Keras layer or a function registered with "
+                    "`keras.saving.register_keras_serializable()`."
+                ) from error
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        for key in ("network", "time_distribution", "noise_schedule", "degradation"):
+            if isinstance(config.get(key), dict):
+                config[key] = keras.saving.deserialize_keras_object(config[key])
+        return cls(**config)
+
+    def get_build_config(self):
+        return {"network": self.network.get_build_config()}
+
+    def build_from_config(self, config):
+        network_config = (config or {}).get("network")
+        if network_config and not self.network.built:
+            self.network.build_from_config(network_config)
+        self.built = True

@@ -1,0 +1,102 @@
+"""A small time-conditional MLP for vector data (the 2D toy example)."""
+
+import keras
+from keras import ops
+
+from keras_indi.api_export import keras_indi_export
+from keras_indi.layers.time_embedding import SinusoidalTimeEmbedding
+from keras_indi.utils.validation import check_number, check_positive_int
+
+
+@keras_indi_export("keras_indi.networks.TimeConditionalMLP")
+class TimeConditionalMLP(keras.Model):
+    """``F([x_t, t]) -> x_hat`` for vectors: ``x_t`` of shape (batch, features), t (batch,).
+
+    Each hidden layer receives the previous activations plus a projection of the time
+    embedding (additive conditioning), with SiLU activations.
+
+    Args:
+        features: size of the input and output vectors.
+        hidden_units: width of each hidden layer.
+        time_embedding_dim: size of the sinusoidal time embedding.
+        dropout: dropout rate after each hidden layer.
+        time_scale: multiplier of t inside the sinusoidal embedding.
+
+    Example:
+
+    >>> network = TimeConditionalMLP(features=2, hidden_units=(32, 32))
+    >>> network([keras.ops.zeros((5, 2)), keras.ops.ones((5,))]).shape
+    (5, 2)
+    """
+
+    def __init__(
+        self,
+        features=2,
+        hidden_units=(128, 128, 128),
+        time_embedding_dim=32,
+        dropout=0.0,
+        time_scale=100.0,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        self.features = check_positive_int(features, "features")
+        if isinstance(hidden_units, int) or not hidden_units:
+            raise ValueError(f"`hidden_units` must be a non-empty list of ints. Received {hidden_units!r}.")
+        self.hidden_units = tuple(check_positive_int(u, "hidden_units") for u in hidden_units)
+        self.time_embedding_dim = check_positive_int(time_embedding_dim, "time_embedding_dim", minimum=2)
+        self.dropout = check_number(dropout, "dropout", minimum=0.0, maximum=1.0)
+        self.time_scale = check_number(time_scale, "time_scale", minimum=0.0, exclusive_minimum=True)
+        policy = self.dtype_policy
+        self.time_embedding = SinusoidalTimeEmbedding(
+            self.time_embedding_dim, scale=self.time_scale, dtype=policy, name="time_embedding"
+        )
+        self.input_layer = keras.layers.Dense(self.hidden_units[0], dtype=policy, name="input_dense")
+        self.hidden_layers = []
+        self.time_layers = []
+        for index, units in enumerate(self.hidden_units):
+            self.time_layers.append(keras.layers.Dense(units, dtype=policy, name=f"time_dense_{index}"))
+            self.hidden_layers.append(keras.layers.Dense(units, dtype=policy, name=f"dense_{index}"))
+        self.dropout_layer = keras.layers.Dropout(self.dropout, dtype=policy)
+        self.output_layer = keras.layers.Dense(self.features, dtype=policy, name="output_dense")
+
+    def call(self, inputs, training=None):
+        if not isinstance(inputs, (list, tuple)) or len(inputs) != 2:
+            raise ValueError("TimeConditionalMLP is called on `[x_t, t]`.")
+        vectors, t = inputs
+        if len(vectors.shape) != 2:
+            raise ValueError(
+                f"`x_t` must have shape (batch, features). Received shape {tuple(vectors.shape)}."
+            )
+        if vectors.shape[-1] is not None and vectors.shape[-1] != self.features:
+            raise ValueError(
+                f"`x_t` has {vectors.shape[-1]} features but the network was built with "
+                f"features={self.features}."
+            )
+        embedding = self.time_embedding(t)
+        hidden = self.input_layer(vectors)
+        for dense, time_dense in zip(self.hidden_layers, self.time_layers):
+            hidden = ops.silu(dense(hidden) + time_dense(embedding))
+            hidden = self.dropout_layer(hidden, training=training)
+        return ops.cast(self.output_layer(hidden), "float32")
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0][0], self.features)
+
+    def get_config(self):
+        return {
+            "name": self.name,
+            "trainable": self.trainable,
+            "dtype": keras.saving.serialize_keras_object(self.dtype_policy),
+            "features": self.features,
+            "hidden_units": list(self.hidden_units),
+            "time_embedding_dim": self.time_embedding_dim,
+            "dropout": self.dropout,
+            "time_scale": self.time_scale,
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        if isinstance(config.get("dtype"), dict):
+            config["dtype"] = keras.saving.deserialize_keras_object(config["dtype"])
+        return cls(**config)

@@ -1,0 +1,217 @@
+"""A configurable time-conditional U-Net ``F([x_t, t]) -> x_hat``."""
+
+import keras
+from keras import ops
+
+from keras_indi.api_export import keras_indi_export
+from keras_indi.layers.attention import SpatialSelfAttention
+from keras_indi.layers.residual_block import TimeResidualBlock, group_count
+from keras_indi.layers.sampling import Downsample, Upsample, crop_to, pad_to_multiple
+from keras_indi.layers.time_embedding import SinusoidalTimeEmbedding
+from keras_indi.utils.validation import check_number, check_positive_int
+
+
+@keras_indi_export("keras_indi.networks.TimeConditionalUNet")
+class TimeConditionalUNet(keras.Model):
+    """U-Net conditioned on the InDI time, predicting the clean image from ``[x_t, t]``.
+
+    ``len(widths)`` resolution levels; each level has `blocks_per_level` time-conditioned
+    residual blocks (plus self-attention at the levels listed in `attention_levels`) and all
+    but the last end with a stride-2 downsampling. The decoder mirrors it with skip
+    connections. The time ``t`` (shape ``(batch,)``, float in [0, 1]) is embedded with
+    sinusoids and an MLP and modulates every block (FiLM).
+
+    Any image size works: the input is reflection-padded to a multiple of
+    ``2 ** (len(widths) - 1)`` and the output cropped back, so a 37x31 image gives a 37x31
+    output. Outputs are float32 even under a mixed-precision policy.
+
+    Args:
+        widths: channels per level, e.g. ``(64, 128, 256)``.
+        blocks_per_level: residual blocks per level in the encoder (decoder gets one more,
+            as in DDPM).
+        attention_levels: indices of the levels that get self-attention.
+        in_channels: channels of ``x_t`` (plus any conditioning concatenated to it).
+        out_channels: channels of the prediction; defaults to `in_channels`.
+        dropout: dropout rate inside the residual blocks.
+        time_embedding_dim: size of the time embedding; defaults to ``4 * widths[0]``.
+        num_heads: heads of the self-attention layers.
+        groups: maximum GroupNorm groups.
+
+    Example:
+
+    >>> network = TimeConditionalUNet(widths=(8, 16), blocks_per_level=1, in_channels=3)
+    >>> x_t = keras.ops.zeros((2, 37, 31, 3))
+    >>> t = keras.ops.ones((2,))
+    >>> network([x_t, t]).shape
+    (2, 37, 31, 3)
+    """
+
+    def __init__(
+        self,
+        widths=(64, 128, 256),
+        blocks_per_level=2,
+        attention_levels=(),
+        in_channels=3,
+        out_channels=None,
+        dropout=0.0,
+        time_embedding_dim=None,
+        num_heads=4,
+        groups=32,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        if isinstance(widths, int) or not widths:
+            raise ValueError(f"`widths` must be a non-empty list of ints. Received {widths!r}.")
+        self.widths = tuple(check_positive_int(w, "widths") for w in widths)
+        self.blocks_per_level = check_positive_int(blocks_per_level, "blocks_per_level")
+        self.attention_levels = tuple(int(level) for level in attention_levels)
+        for level in self.attention_levels:
+            if not 0 <= level < len(self.widths):
+                raise ValueError(
+                    f"`attention_levels` must index `widths` (0..{len(self.widths) - 1}). "
+                    f"Received {attention_levels!r}."
+                )
+        self.in_channels = check_positive_int(in_channels, "in_channels")
+        self.out_channels = check_positive_int(
+            in_channels if out_channels is None else out_channels, "out_channels"
+        )
+        self.dropout = check_number(dropout, "dropout", minimum=0.0, maximum=1.0)
+        self.time_embedding_dim = check_positive_int(
+            time_embedding_dim or 4 * self.widths[0], "time_embedding_dim", minimum=2
+        )
+        self.num_heads = check_positive_int(num_heads, "num_heads")
+        self.groups = check_positive_int(groups, "groups")
+        self.multiple = 2 ** (len(self.widths) - 1)
+
+        policy = self.dtype_policy
+        self.time_embedding = SinusoidalTimeEmbedding(self.widths[0], dtype=policy, name="time_embedding")
+        self.time_dense_1 = keras.layers.Dense(self.time_embedding_dim, activation="silu", dtype=policy, name="time_dense_1")
+        self.time_dense_2 = keras.layers.Dense(self.time_embedding_dim, dtype=policy, name="time_dense_2")
+        self.stem = keras.layers.Conv2D(self.widths[0], 3, padding="same", dtype=policy, name="stem")
+
+        def block(filters, name):
+            return TimeResidualBlock(filters, dropout=self.dropout, groups=self.groups, dtype=policy, name=name)
+
+        def attention(name):
+            return SpatialSelfAttention(self.num_heads, groups=self.groups, dtype=policy, name=name)
+
+        self.encoder = []  # list of (block, attention or None)
+        self.downsamplers = []
+        for level, width in enumerate(self.widths):
+            for index in range(self.blocks_per_level):
+                self.encoder.append(
+                    (
+                        block(width, f"down_{level}_block_{index}"),
+                        attention(f"down_{level}_attention_{index}") if level in self.attention_levels else None,
+                    )
+                )
+            if level < len(self.widths) - 1:
+                self.downsamplers.append(Downsample(width, dtype=policy, name=f"down_{level}_sample"))
+        deepest = self.widths[-1]
+        self.middle_block_1 = block(deepest, "middle_block_1")
+        self.middle_attention = attention("middle_attention") if self.attention_levels else None
+        self.middle_block_2 = block(deepest, "middle_block_2")
+        self.decoder = []
+        self.upsamplers = []
+        for level in reversed(range(len(self.widths))):
+            width = self.widths[level]
+            for index in range(self.blocks_per_level + 1):
+                self.decoder.append(
+                    (
+                        block(width, f"up_{level}_block_{index}"),
+                        attention(f"up_{level}_attention_{index}") if level in self.attention_levels else None,
+                    )
+                )
+            if level > 0:
+                self.upsamplers.append(Upsample(width, dtype=policy, name=f"up_{level}_sample"))
+        self.head_norm = keras.layers.GroupNormalization(
+            group_count(self.widths[0], self.groups), epsilon=1e-5, dtype=policy, name="head_norm"
+        )
+        self.head = keras.layers.Conv2D(self.out_channels, 3, padding="same", dtype=policy, name="head")
+
+    def _split_inputs(self, inputs):
+        if not isinstance(inputs, (list, tuple)) or len(inputs) != 2:
+            raise ValueError(
+                "TimeConditionalUNet is called on `[x_t, t]`: images (batch, height, width, "
+                f"channels) and times (batch,). Received {type(inputs).__name__}."
+            )
+        images, t = inputs
+        if len(images.shape) != 4:
+            raise ValueError(
+                f"`x_t` must have rank 4 (batch, height, width, channels). Received shape {tuple(images.shape)}."
+            )
+        if images.shape[-1] is not None and images.shape[-1] != self.in_channels:
+            raise ValueError(
+                f"`x_t` has {images.shape[-1]} channels but the network was built with "
+                f"in_channels={self.in_channels}."
+            )
+        if len(t.shape) not in (1, 2):
+            raise ValueError(f"`t` must have shape (batch,). Received shape {tuple(t.shape)}.")
+        return images, t
+
+    def call(self, inputs, training=None):
+        images, t = self._split_inputs(inputs)
+        images, size = pad_to_multiple(images, self.multiple)
+        embedding = self.time_dense_2(self.time_dense_1(self.time_embedding(t)))
+
+        hidden = self.stem(images)
+        skips = [hidden]
+        block_index = 0
+        for level in range(len(self.widths)):
+            for _ in range(self.blocks_per_level):
+                residual_block, attention_layer = self.encoder[block_index]
+                block_index += 1
+                hidden = residual_block([hidden, embedding], training=training)
+                if attention_layer is not None:
+                    hidden = attention_layer(hidden)
+                skips.append(hidden)
+            if level < len(self.widths) - 1:
+                hidden = self.downsamplers[level](hidden)
+                skips.append(hidden)
+
+        hidden = self.middle_block_1([hidden, embedding], training=training)
+        if self.middle_attention is not None:
+            hidden = self.middle_attention(hidden)
+        hidden = self.middle_block_2([hidden, embedding], training=training)
+
+        block_index = 0
+        for position, level in enumerate(reversed(range(len(self.widths)))):
+            for _ in range(self.blocks_per_level + 1):
+                residual_block, attention_layer = self.decoder[block_index]
+                block_index += 1
+                hidden = ops.concatenate([hidden, skips.pop()], axis=-1)
+                hidden = residual_block([hidden, embedding], training=training)
+                if attention_layer is not None:
+                    hidden = attention_layer(hidden)
+            if level > 0:
+                hidden = self.upsamplers[position](hidden)
+
+        output = self.head(ops.silu(self.head_norm(hidden)))
+        return ops.cast(crop_to(output, size), "float32")
+
+    def compute_output_shape(self, input_shape):
+        image_shape = input_shape[0]
+        return tuple(image_shape[:-1]) + (self.out_channels,)
+
+    def get_config(self):
+        return {
+            "name": self.name,
+            "trainable": self.trainable,
+            "dtype": keras.saving.serialize_keras_object(self.dtype_policy),
+            "widths": list(self.widths),
+            "blocks_per_level": self.blocks_per_level,
+            "attention_levels": list(self.attention_levels),
+            "in_channels": self.in_channels,
+            "out_channels": self.out_channels,
+            "dropout": self.dropout,
+            "time_embedding_dim": self.time_embedding_dim,
+            "num_heads": self.num_heads,
+            "groups": self.groups,
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        if isinstance(config.get("dtype"), dict):
+            config["dtype"] = keras.saving.deserialize_keras_object(config["dtype"])
+        return cls(**config)

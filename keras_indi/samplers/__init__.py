@@ -1,0 +1,10 @@
+"""Samplers: iterative restoration with a trained network."""
+
+from keras_indi.samplers.indi_sampler import (
+    InDISampler,
+    SamplerOutput,
+    SamplerStep,
+    indi_step,
+    make_time_grid,
+    validate_time_grid,
+)

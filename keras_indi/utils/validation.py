@@ -1,0 +1,113 @@
+"""Input checks shared by the public entry points.
+
+Every check raises ``ValueError`` naming the argument, what was received and how to fix it.
+Checks on concrete values (NaN, value range) only run on eager arrays, never inside a traced
+function, so they cost nothing in compiled training steps.
+"""
+
+import numbers
+
+import keras
+import numpy as np
+
+
+def is_concrete(value):
+    """True for NumPy arrays and eager backend tensors (values can be read)."""
+    if isinstance(value, np.ndarray):
+        return True
+    if keras.ops.is_tensor(value):
+        backend = keras.backend.backend()
+        if backend == "tensorflow":
+            # Eager tensors have `.numpy()`; graph tensors inside tf.function do not work with it.
+            import tensorflow as tf
+
+            return tf.executing_eagerly() and hasattr(value, "numpy")
+        if backend == "jax":
+            import jax
+
+            return not isinstance(value, jax.core.Tracer)
+        return True
+    return False
+
+
+def check_float_array(value, name, min_rank=None, max_rank=None, rank=None):
+    """Check that `value` is a floating array of the allowed rank; return its shape."""
+    if value is None:
+        raise ValueError(f"`{name}` is required but received None.")
+    if isinstance(value, (list, tuple)):
+        value = np.asarray(value)
+    if not hasattr(value, "shape") or not hasattr(value, "dtype"):
+        raise ValueError(
+            f"`{name}` must be an array or tensor. Received an object of type {type(value).__name__}."
+        )
+    shape = tuple(value.shape)
+    if rank is not None and len(shape) != rank:
+        raise ValueError(f"`{name}` must have rank {rank}. Received shape {shape} (rank {len(shape)}).")
+    if min_rank is not None and len(shape) < min_rank:
+        raise ValueError(f"`{name}` must have rank >= {min_rank}. Received shape {shape}.")
+    if max_rank is not None and len(shape) > max_rank:
+        raise ValueError(f"`{name}` must have rank <= {max_rank}. Received shape {shape}.")
+    dtype = keras.backend.standardize_dtype(value.dtype)
+    if "float" not in dtype:
+        hint = ""
+        if dtype in ("uint8", "int32", "int64", "uint16"):
+            hint = " Images stored as integers in [0, 255] convert with `x.astype('float32') / 127.5 - 1`."
+        raise ValueError(f"`{name}` must be a floating-point array. Received dtype {dtype}.{hint}")
+    return shape
+
+
+def check_finite_and_range(value, name, value_range=None, tolerance=0.05):
+    """Raise if a concrete array has NaN/Inf or values clearly outside `value_range`."""
+    if not is_concrete(value):
+        return
+    array = keras.ops.convert_to_numpy(value) if not isinstance(value, np.ndarray) else value
+    if array.size == 0:
+        raise ValueError(f"`{name}` is empty (shape {array.shape}).")
+    finite = np.isfinite(array)
+    if not finite.all():
+        bad = int(array.size - finite.sum())
+        raise ValueError(
+            f"`{name}` contains {bad} NaN or Inf values. Clean the data (e.g. `np.nan_to_num`) "
+            "or find the step that produced them."
+        )
+    if value_range is not None:
+        low, high = value_range
+        span = high - low
+        minimum, maximum = float(array.min()), float(array.max())
+        if minimum < low - tolerance * span or maximum > high + tolerance * span:
+            hint = ""
+            if maximum > 2.0 and maximum <= 255.0 + 1e-3 and minimum >= 0.0:
+                hint = (
+                    f" The values look like [0, 255] images: convert with `x / 127.5 - 1` for "
+                    f"[-1, 1]."
+                )
+            elif minimum >= 0.0 and maximum <= 1.0 and low < 0.0:
+                hint = " The values look like [0, 1] images: convert with `2 * x - 1` for [-1, 1]."
+            raise ValueError(
+                f"`{name}` has values in [{minimum:.4g}, {maximum:.4g}] but the model expects "
+                f"[{low}, {high}].{hint} Pass `value_range=None` to the model to disable this check."
+            )
+
+
+def check_positive_int(value, name, minimum=1):
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
+        raise ValueError(f"`{name}` must be an integer >= {minimum}. Received {name}={value!r}.")
+    return int(value)
+
+
+def check_number(value, name, minimum=None, maximum=None, exclusive_minimum=False):
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not np.isfinite(value):
+        raise ValueError(f"`{name}` must be a finite number. Received {name}={value!r}.")
+    if minimum is not None:
+        if (value <= minimum) if exclusive_minimum else (value < minimum):
+            relation = ">" if exclusive_minimum else ">="
+            raise ValueError(f"`{name}` must be {relation} {minimum}. Received {name}={value!r}.")
+    if maximum is not None and value > maximum:
+        raise ValueError(f"`{name}` must be <= {maximum}. Received {name}={value!r}.")
+    return float(value)
+
+
+def check_choice(value, name, choices):
+    if value not in choices:
+        raise ValueError(f"`{name}` must be one of {sorted(choices)}. Received {name}={value!r}.")
+    return value
