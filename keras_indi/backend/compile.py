@@ -19,12 +19,14 @@ import keras
 
 def compile_sampler_function(network, function):
     backend = keras.backend.backend()
+    # Pass `training=False` only to networks whose `call` takes it.
+    call_kwargs = {"training": False} if getattr(network, "_call_has_training_arg", True) else {}
     if backend == "jax":
         import jax
 
         def stateless(trainable, non_trainable, *arrays):
             def network_fn(x, t):
-                output, _ = network.stateless_call(trainable, non_trainable, [x, t], training=False)
+                output, _ = network.stateless_call(trainable, non_trainable, [x, t], **call_kwargs)
                 return output
 
             return function(network_fn, *arrays)
@@ -39,7 +41,7 @@ def compile_sampler_function(network, function):
         return run
 
     def network_fn(x, t):
-        return network([x, t], training=False)
+        return network([x, t], **call_kwargs)
 
     if backend == "tensorflow":
         import tensorflow as tf

@@ -74,9 +74,7 @@ class Degradation:
 
     def apply(self, clean, parameters):
         """Degrade a float32 batch ``(batch, height, width, channels)`` in [-1, 1]."""
-        raise NotImplementedError(
-            f"{type(self).__name__} must implement `apply(clean, parameters)`."
-        )
+        raise NotImplementedError(f"{type(self).__name__} must implement `apply(clean, parameters)`.")
 
     def backend_call(self, clean, seed_generator):
         """Degrade a backend tensor batch with ``keras.ops``; randomness from `seed_generator`.
@@ -153,9 +151,25 @@ class Degradation:
             )
 
 
+def serialize_degradation(degradation):
+    """Keras-format config of a degradation (what ``keras.saving.serialize_keras_object``
+    returns), built without importing TensorFlow; read it back with
+    ``keras.saving.deserialize_keras_object``."""
+    import keras
+
+    cls = type(degradation)
+    return {
+        "module": cls.__module__,
+        "class_name": cls.__name__,
+        "config": degradation.get_config(),
+        "registered_name": keras.saving.get_registered_name(cls),
+    }
+
+
 # -- argument validation shared by the degradations -----------------------------------------
-def check_value_or_range(value, value_range, name, minimum=None, maximum=None, integer=False,
-                         exclusive_minimum=False):
+def check_value_or_range(
+    value, value_range, name, minimum=None, maximum=None, integer=False, exclusive_minimum=False
+):
     """Validate ``value`` (fixed parameter, may be None) and ``value_range`` ((low, high)).
 
     Returns ``(value, value_range)`` normalized to Python numbers / a tuple.
@@ -179,15 +193,11 @@ def check_value_or_range(value, value_range, name, minimum=None, maximum=None, i
     if isinstance(value_range, np.ndarray):
         value_range = value_range.tolist()
     if not isinstance(value_range, (list, tuple)) or len(value_range) != 2:
-        raise ValueError(
-            f"`{name}_range` must be a pair (low, high). Received {name}_range={value_range!r}."
-        )
+        raise ValueError(f"`{name}_range` must be a pair (low, high). Received {name}_range={value_range!r}.")
     low = check_number(value_range[0], f"{name}_range[0]")
     high = check_number(value_range[1], f"{name}_range[1]")
     if low > high:
-        raise ValueError(
-            f"`{name}_range` must satisfy low <= high. Received {name}_range={value_range!r}."
-        )
+        raise ValueError(f"`{name}_range` must satisfy low <= high. Received {name}_range={value_range!r}.")
     return value, (low, high)
 
 

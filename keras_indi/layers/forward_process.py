@@ -48,6 +48,7 @@ class InDIForwardProcess(keras.layers.Layer):
         super().__init__(**kwargs)
         self.noise_schedule = get_noise_schedule(noise_schedule)
         self._convert_input_args = False
+        self._allow_non_tensor_positional_args = True
 
     def call(self, inputs):
         if not isinstance(inputs, (list, tuple)) or len(inputs) not in (3, 4):

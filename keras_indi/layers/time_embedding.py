@@ -50,6 +50,7 @@ class SinusoidalTimeEmbedding(keras.layers.Layer):
         self.max_period = check_number(max_period, "max_period", minimum=1.0)
         self.scale = check_number(scale, "scale", minimum=0.0, exclusive_minimum=True)
         self._convert_input_args = False  # keep t in float32 under mixed precision
+        self._allow_non_tensor_positional_args = True
 
     def call(self, t):
         t = _as_time_column(t) * self.scale
@@ -96,6 +97,7 @@ class FourierTimeEmbedding(keras.layers.Layer):
         self.std = check_number(std, "std", minimum=0.0, exclusive_minimum=True)
         self.seed = seed
         self._convert_input_args = False
+        self._allow_non_tensor_positional_args = True
 
     def build(self, input_shape):
         self.frequencies = self.add_weight(

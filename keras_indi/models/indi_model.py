@@ -106,6 +106,7 @@ class InDIModel(keras.Model):
         self.seed_generator = keras.random.SeedGenerator(seed, name="indi_seed_generator")
         # Inputs keep their float32 dtype; the network casts to its own compute dtype.
         self._convert_input_args = False
+        self._allow_non_tensor_positional_args = True
         self._sampler = None
 
     # -- the InDI objective ---------------------------------------------------------------
@@ -182,6 +183,32 @@ class InDIModel(keras.Model):
         else:
             inputs, target = {"degraded": x, "clean": y}, y
         return keras.utils.pack_x_y_sample_weight(inputs, target, sample_weight)
+
+    def _symbolic_build(self, iterator=None, data_batch=None):
+        # Keras builds the model, loss and metrics from the first batch *as the data gives it*
+        # (here: possibly clean images only, or an objective dict). Give it the
+        # (degraded-or-clean, clean) pair that `call` and the loss understand instead.
+        # (Private Keras hook, present in keras>=3.0; see keras/src/trainers/trainer.py.)
+        needs_batch = (
+            not all(layer.built for layer in self._flatten_layers())
+            or (self._compile_metrics is not None and not self._compile_metrics.built)
+            or (self._compile_loss is not None and not self._compile_loss.built)
+        )
+        if needs_batch and data_batch is None and iterator is not None:
+            for _, _, data_or_iterator in iterator:
+                if isinstance(data_or_iterator, (list, tuple)):
+                    data_batch = data_or_iterator[0]
+                else:
+                    data_batch = next(data_or_iterator)
+                break
+        if data_batch is not None:
+            x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data_batch)
+            if isinstance(x, dict):
+                x, y = x.get("degraded", x["clean"]), x["clean"]
+            elif y is None:
+                y = x
+            data_batch = keras.utils.pack_x_y_sample_weight(x, y, sample_weight)
+        return super()._symbolic_build(iterator=iterator, data_batch=data_batch)
 
     def train_step(self, *args):
         """One InDI step: the data becomes ``({"degraded", "clean"}, clean)``; `call`

@@ -59,6 +59,11 @@ class TimeConditionalMLP(keras.Model):
         self.dropout_layer = keras.layers.Dropout(self.dropout, dtype=policy)
         self.output_layer = keras.layers.Dense(self.features, dtype=policy, name="output_dense")
 
+    def build(self, input_shape):
+        # A forward pass on a zero vector creates every weight with its real shape.
+        self.call([ops.zeros((1, self.features)), ops.zeros((1,))])
+        self.built = True
+
     def call(self, inputs, training=None):
         if not isinstance(inputs, (list, tuple)) or len(inputs) != 2:
             raise ValueError("TimeConditionalMLP is called on `[x_t, t]`.")

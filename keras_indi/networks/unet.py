@@ -129,6 +129,13 @@ class TimeConditionalUNet(keras.Model):
         )
         self.head = keras.layers.Conv2D(self.out_channels, 3, padding="same", dtype=policy, name="head")
 
+    def build(self, input_shape):
+        # One forward pass on a tiny input creates every weight with its real shape, so
+        # the network is complete before any data (and before a .keras file's weights) arrive.
+        probe = ops.zeros((1, self.multiple, self.multiple, self.in_channels))
+        self.call([probe, ops.zeros((1,))])
+        self.built = True
+
     def _split_inputs(self, inputs):
         if not isinstance(inputs, (list, tuple)) or len(inputs) != 2:
             raise ValueError(

@@ -294,6 +294,9 @@ class InDISampler:
         show_progress = self.progress_bar if progress_bar is None else bool(progress_bar)
 
         degraded = degraded if keras.ops.is_tensor(degraded) else np.asarray(degraded, "float32")
+        if not self.network.built:
+            # Compiled loops pass the weights explicitly: create them first, eagerly.
+            self.network([degraded[:1], np.ones((1,), "float32")])
         num_steps = grid.shape[0] - 1
         chunks = list(range(0, shape[0], batch_size))
         progress = keras.utils.Progbar(num_steps * len(chunks), unit_name="step") if show_progress else None
