@@ -88,6 +88,17 @@ class InDIModel(keras.Model):
             )
         if isinstance(degradation, dict):
             degradation = keras.saving.deserialize_keras_object(degradation)
+        from keras_indi.degradations.base import Degradation
+
+        if isinstance(degradation, Degradation):
+            if not degradation.supports_layer:
+                raise ValueError(
+                    f"{type(degradation).__name__} runs on NumPy only and cannot be applied inside "
+                    "the training step. Apply it in the data pipeline instead "
+                    "(`keras_indi.datasets.build_task_datasets`), or use a degradation with a "
+                    "layer form."
+                )
+            degradation = degradation.as_layer()
         if degradation is not None and not callable(degradation):
             raise ValueError(f"`degradation` must be a Keras layer or a callable. Received {degradation!r}.")
         if value_range is not None:

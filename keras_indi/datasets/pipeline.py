@@ -1,0 +1,861 @@
+"""Training and validation pipelines of ``(degraded, clean)`` batches for InDI.
+
+One sampler (NumPy) produces every batch from ``(seed, epoch, batch index)`` alone, so the
+pipelines are reproducible, the ``tf.data`` and ``keras.utils.PyDataset`` outputs hold
+identical batches, and TensorFlow stays optional.
+"""
+
+import math
+import numbers
+import os
+import pathlib
+import re
+
+import keras
+import numpy as np
+
+from keras_indi.api_export import keras_indi_export
+from keras_indi.datasets import transforms
+from keras_indi.datasets.folders import (
+    ImageFolder,
+    ImagePairs,
+    div2k_pairs,
+    dpdd_pairs,
+    gopro_pairs,
+    sizes_match,
+)
+from keras_indi.datasets.image_io import check_channels, to_model_image
+from keras_indi.datasets.sources import DeadLeaves, _builtin_images_cached, _check_size
+
+_FALLBACK_TASKS = (
+    "motion_deblurring",
+    "defocus_deblurring",
+    "super_resolution",
+    "jpeg",
+    "denoising",
+    "generation",
+)
+# Named sources that hold real pairs, and the task those pairs are made for.
+NATIVE_TASKS = {"gopro": "motion_deblurring", "dpdd": "defocus_deblurring", "div2k": "super_resolution"}
+NAMED_SOURCES = ("builtin", "dead_leaves", "gopro", "dpdd", "div2k")
+
+# Tags separating the random streams derived from one seed.
+_ORDER, _TRAIN, _TRAIN_DEGRADE, _VALID, _VALID_DEGRADE, _SPLIT = range(1, 7)
+_DEFAULT_PROCEDURAL_STEPS = 50
+_TFDS_NAME = re.compile(r"^[a-z][a-z0-9_]*(/[A-Za-z0-9_.+-]+)?(:[0-9.*]+)?$")
+
+
+@keras_indi_export("keras_indi.datasets.tensorflow_available")
+def tensorflow_available():
+    """True when ``import tensorflow`` works (it may be blocked or not installed)."""
+    try:
+        import tensorflow  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+# ---------------------------------------------------------------------------------------------
+# Sources: what one item is made of.
+# ---------------------------------------------------------------------------------------------
+class _ArrayImages:
+    """Random access over in-memory images (an NHWC array or a list of HWC arrays)."""
+
+    def __init__(self, images, channels, what="source"):
+        self.images = images
+        self.channels = channels
+        self.what = what
+
+    def __len__(self):
+        return len(self.images)
+
+    def __getitem__(self, index):
+        return to_model_image(self.images[index], channels=self.channels, what=f"{self.what}[{index}]")
+
+    def subset(self, indices):
+        return _ArrayImages([self.images[i] for i in indices], self.channels, self.what)
+
+
+class _ArrayPairs:
+    """Random access over in-memory (degraded, clean) pairs, e.g. a materialized TFDS split."""
+
+    def __init__(self, pairs, scale, channels, what="pair"):
+        self.pairs = pairs
+        self.scale = scale
+        self.channels = channels
+        self.what = what
+
+    def __len__(self):
+        return len(self.pairs)
+
+    def __getitem__(self, index):
+        degraded, clean = self.pairs[index]
+        degraded = to_model_image(degraded, self.channels, what=f"{self.what} {index} input")
+        clean = to_model_image(clean, self.channels, what=f"{self.what} {index} target")
+        if not sizes_match(degraded.shape[:2], clean.shape[:2], self.scale):
+            raise ValueError(
+                f"{self.what} {index}: input {degraded.shape[:2]} and target {clean.shape[:2]} do not "
+                f"match with scale {self.scale} (the input must be the target size / scale)."
+            )
+        return degraded, clean
+
+    def subset(self, indices):
+        return _ArrayPairs([self.pairs[i] for i in indices], self.scale, self.channels, self.what)
+
+    def clean_images(self):
+        return _ArrayImages([p[1] for p in self.pairs], self.channels, self.what)
+
+
+class _Finite:
+    """A finite, indexable source: clean images (synthetic pairs) or real pairs."""
+
+    def __init__(self, items, paired, scale=1, describe=None):
+        self.items = items
+        self.paired = paired
+        self.scale = scale
+        self.describe = describe or (lambda index: f"item {index}")
+
+    def __len__(self):
+        return len(self.items)
+
+    def subset(self, indices):
+        indices = list(indices)
+        base = self.describe
+
+        def describe(index):
+            return base(indices[index])
+
+        return _Finite(self.items.subset(indices), self.paired, self.scale, describe)
+
+    def crop(self, index, size, rng, flips):
+        if not self.paired:
+            clean = self.items[index]
+            return None, transforms.crop_clean(clean, size, rng=rng, flips=flips)
+        degraded, clean = self.items[index]
+        scale = self.scale
+        need = (size[0] // scale, size[1] // scale)
+        if (
+            degraded.shape[0] < need[0]
+            or degraded.shape[1] < need[1]
+            or clean.shape[0] < size[0]
+            or clean.shape[1] < size[1]
+        ):
+            raise ValueError(
+                f"{self.describe(index)} is too small for `image_size` {size}: target "
+                f"{clean.shape[0]}x{clean.shape[1]}, input {degraded.shape[0]}x{degraded.shape[1]}"
+                f"{f' (scale {scale})' if scale > 1 else ''}. Use a smaller `image_size` or remove this pair."
+            )
+        return transforms.align_pair(degraded, clean, size, scale=scale, rng=rng, flips=flips)
+
+
+class _Procedural:
+    """Infinite clean crops: dead leaves, optionally mixed with a few photographs."""
+
+    def __init__(self, photos=(), photo_probability=0.5, channels=3, dead_leaves_kwargs=None):
+        self.photos = list(photos)
+        self.photo_probability = photo_probability if self.photos else 0.0
+        self.leaves = DeadLeaves(channels=channels, **(dead_leaves_kwargs or {}))
+        self.paired = False
+        self.scale = 1
+
+    def crop(self, index, size, rng, flips):
+        if self.photo_probability and rng.random() < self.photo_probability:
+            photo = self.photos[int(rng.integers(len(self.photos)))]
+            return None, transforms.crop_clean(photo, size, rng=rng, flips=flips)
+        return None, self.leaves.generate(rng, size)
+
+
+def _split_indices(n, validation_fraction, seed, what):
+    if not validation_fraction:
+        return list(range(n)), []
+    if n < 2:
+        raise ValueError(
+            f"{what} has {n} item(s): at least 2 are needed to hold out a validation part. "
+            "Pass `validation_fraction=0` (no validation pipeline) or add images."
+        )
+    n_val = min(n - 1, max(1, int(round(n * validation_fraction))))
+    order = np.random.default_rng([seed, _SPLIT]).permutation(n)
+    return sorted(order[n_val:].tolist()), sorted(order[:n_val].tolist())
+
+
+# ---------------------------------------------------------------------------------------------
+# The sampler: (epoch, batch index) -> (degraded, clean) batch, in NumPy.
+# ---------------------------------------------------------------------------------------------
+class PairSampler:
+    """Deterministic batch factory shared by the tf.data and PyDataset outputs.
+
+    Training sample ``s`` of epoch ``e`` uses ``numpy.random.default_rng([seed, tag, e, s])``
+    for its crop, flips and (procedural sources) content; finite sources visit their items in
+    a per-epoch permutation. The batch degradation seed comes from ``(seed, e, batch index)``.
+    Validation ignores the epoch and never flips: every pass yields the same batches.
+    """
+
+    def __init__(
+        self,
+        source,
+        image_size,
+        batch_size,
+        seed,
+        training,
+        degradation=None,
+        num_batches=None,
+        num_samples=None,
+        flips=True,
+    ):
+        self.source = source
+        self.image_size = image_size
+        self.batch_size = batch_size
+        self.seed = seed
+        self.training = training
+        self.degradation = degradation
+        self.flips = bool(flips) and training
+        self.epoch = 0
+        finite = isinstance(source, _Finite)
+        if training:
+            self.num_batches = num_batches
+            self.num_samples = num_batches * batch_size
+        else:
+            self.num_samples = num_samples
+            self.num_batches = math.ceil(num_samples / batch_size)
+        self._finite = finite
+        self._orders = {}
+
+    def _item(self, epoch, sample):
+        if not self._finite:
+            return None
+        n = len(self.source)
+        if not self.training:
+            return sample % n
+        block, position = divmod(sample, n)
+        key = (epoch, block)
+        order = self._orders.get(key)  # (thread-safe: tf.data calls this from several threads)
+        if order is None:
+            if len(self._orders) > 64:
+                self._orders = {}
+            order = np.random.default_rng([self.seed, _ORDER, epoch, block]).permutation(n)
+            self._orders[key] = order
+        return int(order[position])
+
+    def batch(self, epoch, index):
+        epoch, index = int(epoch), int(index)
+        if not 0 <= index < self.num_batches:
+            raise IndexError(f"Batch index {index} out of range [0, {self.num_batches}).")
+        start = index * self.batch_size
+        stop = min(start + self.batch_size, self.num_samples)
+        degraded, clean = [], []
+        for sample in range(start, stop):
+            if self.training:
+                rng = np.random.default_rng([self.seed, _TRAIN, epoch, sample])
+            else:
+                rng = np.random.default_rng([self.seed, _VALID, sample])
+            d, c = self.source.crop(self._item(epoch, sample), self.image_size, rng, self.flips)
+            degraded.append(d)
+            clean.append(c)
+        clean = np.stack(clean)
+        if self.source.paired and self.degradation is None:
+            return np.stack(degraded), clean
+        if self.training:
+            key = np.random.default_rng([self.seed, _TRAIN_DEGRADE, epoch, index])
+        else:
+            key = np.random.default_rng([self.seed, _VALID_DEGRADE, index])
+        return apply_degradation(self.degradation, clean, int(key.integers(2**31 - 1))), clean
+
+    def next_epoch(self):
+        epoch = self.epoch
+        self.epoch += 1
+        return epoch
+
+
+def apply_degradation(degradation, clean, seed):
+    """``degradation(clean, seed=seed)`` with checks on what comes back."""
+    degraded = degradation(clean, seed=seed)
+    degraded = np.asarray(degraded)
+    if degraded.shape != clean.shape:
+        raise ValueError(
+            f"The degradation {degradation!r} returned shape {degraded.shape} for a clean batch of "
+            f"shape {clean.shape}; InDI needs same-size pairs (upsample low-resolution outputs back)."
+        )
+    return degraded.astype("float32", copy=False)
+
+
+# ---------------------------------------------------------------------------------------------
+# Outputs.
+# ---------------------------------------------------------------------------------------------
+@keras_indi_export("keras_indi.datasets.PairedPyDataset")
+class PairedPyDataset(keras.utils.PyDataset):
+    """``keras.utils.PyDataset`` of ``(degraded, clean)`` float32 batches (no TensorFlow needed).
+
+    Made by `build_task_datasets(..., output="numpy")`; usable directly in ``model.fit``
+    on every backend. ``dataset[i]`` is batch ``i`` of the current epoch; the epoch (hence the
+    random crops and flips of a training pipeline) advances in ``on_epoch_end``, which
+    ``fit`` calls. Validation datasets return the same batches every epoch.
+    """
+
+    def __init__(self, sampler, workers=1, use_multiprocessing=False, max_queue_size=10):
+        super().__init__(
+            workers=workers, use_multiprocessing=use_multiprocessing, max_queue_size=max_queue_size
+        )
+        self.sampler = sampler
+
+    def __len__(self):
+        return self.sampler.num_batches
+
+    def __getitem__(self, index):
+        if index < 0:
+            index += len(self)
+        return self.sampler.batch(self.sampler.epoch, index)
+
+    def on_epoch_end(self):
+        if self.sampler.training:
+            self.sampler.epoch += 1
+
+    @property
+    def batch_size(self):
+        return self.sampler.batch_size
+
+    @property
+    def image_size(self):
+        return self.sampler.image_size
+
+
+def _tf_dataset(sampler, channels):
+    import tensorflow as tf
+
+    def indices():
+        epoch = sampler.next_epoch() if sampler.training else 0
+        for index in range(sampler.num_batches):
+            yield epoch, index
+
+    height, width = sampler.image_size
+    batch_dim = sampler.batch_size if sampler.training else None
+
+    def make(epoch, index):
+        degraded, clean = tf.numpy_function(
+            sampler.batch, [epoch, index], [tf.float32, tf.float32], stateful=False
+        )
+        shape = (batch_dim, height, width, channels)
+        degraded.set_shape(shape)
+        clean.set_shape(shape)
+        return degraded, clean
+
+    dataset = tf.data.Dataset.from_generator(
+        indices, output_signature=(tf.TensorSpec((), tf.int64), tf.TensorSpec((), tf.int64))
+    )
+    dataset = dataset.apply(tf.data.experimental.assert_cardinality(sampler.num_batches))
+    dataset = dataset.map(make, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    return dataset.prefetch(tf.data.AUTOTUNE)
+
+
+def _resolve_output(output):
+    if output not in ("auto", "tf", "numpy"):
+        raise ValueError(f"`output` must be 'auto', 'tf' or 'numpy'. Received output={output!r}.")
+    if output == "auto":
+        return "tf" if tensorflow_available() else "numpy"
+    if output == "tf" and not tensorflow_available():
+        raise ValueError(
+            "`output='tf'` needs TensorFlow, which is not installed (or cannot be imported). "
+            "Use `output='numpy'` (a keras.utils.PyDataset) or install tensorflow."
+        )
+    return output
+
+
+# ---------------------------------------------------------------------------------------------
+# Source resolution.
+# ---------------------------------------------------------------------------------------------
+def _task_degradation(task, seed):
+    try:
+        from keras_indi.degradations import get_task_degradation
+    except ImportError as error:
+        raise ValueError(
+            f"task={task!r} needs `keras_indi.degradations.get_task_degradation`, which is not "
+            f"available ({error}). Pass `degradation=` explicitly."
+        ) from error
+    return get_task_degradation(task, seed=seed)
+
+
+def _known_tasks():
+    try:
+        from keras_indi.degradations import TASKS
+    except ImportError:
+        return _FALLBACK_TASKS
+    return tuple(TASKS)
+
+
+def _check_degradation(degradation):
+    if degradation is None:
+        return None
+    if not callable(degradation):
+        raise ValueError(
+            "`degradation` must be a keras_indi.degradations.Degradation (or a callable "
+            f"`f(clean_batch, seed=...) -> degraded_batch`). Received {degradation!r}."
+        )
+    return degradation
+
+
+def _resolve_source(source, data_dir, split, channels, cache_images, scale, manual_dir, image_key):
+    """Return ``(train_source, official_validation_source or None)``.
+
+    Sources are `_Finite` objects, "builtin" / "dead_leaves" / a `DeadLeaves` (procedural), or
+    TFDS source objects. The validation source is an official held-out split (GoPro "test",
+    DPDD "val", DIV2K "valid"); None means: hold out `validation_fraction` of the training items."""
+    from keras_indi.datasets import tfds_sources
+
+    if isinstance(source, (str, os.PathLike)) and not isinstance(source, str):
+        source = os.fspath(source)
+    if isinstance(source, str):
+        name = source
+        if name == "builtin":
+            return "builtin", None
+        if name == "dead_leaves":
+            return "dead_leaves", None
+        if name in ("gopro", "dpdd", "div2k"):
+            return _named_paired(name, data_dir, split, channels, cache_images, scale, manual_dir)
+        path = pathlib.Path(name).expanduser()
+        if path.is_dir():
+            return _Finite(
+                ImageFolder(path, recursive=True, channels=channels, cache=cache_images), False
+            ), None
+        if name.startswith("tfds:") or _TFDS_NAME.match(name):
+            tfds_name = name[5:] if name.startswith("tfds:") else name
+            if not tensorflow_available():
+                raise ValueError(
+                    f"`source={name!r}` is not a folder and not one of {NAMED_SOURCES}; as a TFDS name it "
+                    "needs tensorflow and tensorflow-datasets, which are not installed."
+                )
+            return tfds_sources.tfds_clean_source(
+                tfds_name, split=split or "train", image_key=image_key, data_dir=data_dir
+            ), None
+        raise ValueError(
+            f"`source={name!r}` is neither one of {NAMED_SOURCES}, an existing folder, nor a TFDS "
+            "dataset name. Check the path."
+        )
+    if isinstance(source, np.ndarray):
+        if source.ndim == 4 or (source.ndim == 3 and source.shape[-1] not in (1, 3, 4)):
+            images = source
+        elif source.ndim == 3:
+            images = source[None]
+        else:
+            raise ValueError(
+                "`source` arrays must be (num_images, height, width[, channels]) or one image "
+                f"(height, width, channels). Received shape {source.shape}."
+            )
+        if len(images) == 0:
+            raise ValueError("`source` is an empty array.")
+        if np.issubdtype(images.dtype, np.floating):
+            # Check the value range now rather than at the first batch.
+            to_model_image(np.array([[images.min(), images.max()]]), channels, what="`source` array")
+        return _Finite(_ArrayImages(images, channels, what="`source`"), False), None
+    if isinstance(source, (list, tuple)):
+        if not source:
+            raise ValueError("`source` is an empty list.")
+        if all(isinstance(item, tuple) and len(item) == 2 for item in source):
+            return _Finite(_ArrayPairs(list(source), scale or 1, channels), True, scale or 1), None
+        return _Finite(_ArrayImages([np.asarray(s) for s in source], channels), False), None
+    if isinstance(source, ImagePairs):
+        return _image_pairs(source), None
+    if isinstance(source, ImageFolder):
+        return _Finite(source, False), None
+    if isinstance(source, DeadLeaves):
+        return source, None
+    if isinstance(source, (tfds_sources.TFDSImages, tfds_sources.TFDSPairs)):
+        return source, None
+    raise ValueError(
+        f"Unsupported `source` of type {type(source).__name__}. Use one of {NAMED_SOURCES}, a folder path, "
+        "a NumPy array, a TFDS name, ImagePairs/ImageFolder/DeadLeaves or a TFDS source object."
+    )
+
+
+def _image_pairs(pairs):
+    def describe(index, pairs=pairs):
+        files = f"{str(pairs.input_paths[index])!r}, {str(pairs.target_paths[index])!r}"
+        return f"Image pair {pairs.names[index]!r} ({files})"
+
+    return _Finite(pairs, True, pairs.scale, describe)
+
+
+def _named_paired(name, data_dir, split, channels, cache, scale, manual_dir):
+    """Train and official validation sources of GoPro / DPDD / DIV2K."""
+    from keras_indi.datasets import tfds_sources
+
+    if name == "dpdd":
+        if data_dir is None:
+            raise ValueError("`source='dpdd'` needs `data_dir`: the extracted dd_dp_dataset_png folder.")
+        train = dpdd_pairs(data_dir, split or "train", channels=channels, cache=cache)
+        val = (
+            dpdd_pairs(data_dir, "val", channels=channels, cache=cache)
+            if (split or "train") == "train"
+            else None
+        )
+        return _image_pairs(train), (_image_pairs(val) if val is not None else None)
+    root = pathlib.Path(os.fspath(data_dir)).expanduser() if data_dir is not None else None
+    if name == "gopro":
+        layout = root is not None and (
+            (root / "train").is_dir() or (root / "test").is_dir() or (root / "GOPRO_Large").is_dir()
+        )
+        if layout:
+            train = gopro_pairs(root, split or "train", channels=channels, cache=cache)
+            val = (
+                gopro_pairs(root, "test", channels=channels, cache=cache)
+                if (split or "train") == "train"
+                else None
+            )
+            return _image_pairs(train), (_image_pairs(val) if val is not None else None)
+        train = tfds_sources.gopro_tfds(split or "train", data_dir=data_dir, manual_dir=manual_dir)
+        val = (
+            tfds_sources.gopro_tfds("test", data_dir=data_dir, manual_dir=manual_dir)
+            if (split or "train") == "train"
+            else None
+        )
+        return train, val
+    # div2k
+    scale = scale or 4
+    if (
+        root is not None
+        and (root / "DIV2K_train_HR").is_dir()
+        or (root is not None and (root / "DIV2K_valid_HR").is_dir())
+    ):
+        train = div2k_pairs(root, split or "train", scale=scale, channels=channels, cache=cache)
+        val = (
+            div2k_pairs(root, "valid", scale=scale, channels=channels, cache=cache)
+            if (split or "train") == "train"
+            else None
+        )
+        return _image_pairs(train), (_image_pairs(val) if val is not None else None)
+    config = f"bicubic_x{scale}"
+    train = tfds_sources.div2k_tfds(config, split=split or "train", data_dir=data_dir, manual_dir=manual_dir)
+    val = (
+        tfds_sources.div2k_tfds(config, split="validation", data_dir=data_dir, manual_dir=manual_dir)
+        if (split or "train") == "train"
+        else None
+    )
+    return train, val
+
+
+def _as_clean(source):
+    """The clean side of a paired source (for synthetic degradations)."""
+    from keras_indi.datasets import tfds_sources
+
+    if source is None:
+        return None
+    if isinstance(source, _Finite):
+        if not source.paired:
+            return source
+        return _Finite(source.items.clean_images(), False)
+    if isinstance(source, tfds_sources.TFDSPairs):
+        return source.clean_images()
+    return source
+
+
+# ---------------------------------------------------------------------------------------------
+# The entry point.
+# ---------------------------------------------------------------------------------------------
+@keras_indi_export("keras_indi.datasets.build_task_datasets")
+def build_task_datasets(
+    task=None,
+    source="builtin",
+    image_size=64,
+    batch_size=16,
+    seed=0,
+    validation_fraction=0.1,
+    data_dir=None,
+    degradation=None,
+    output="auto",
+    steps_per_epoch=None,
+    validation_samples=None,
+    validation_split="auto",
+    split=None,
+    channels=3,
+    flips=True,
+    scale=None,
+    manual_dir=None,
+    image_key="image",
+    cache_images=False,
+    photo_probability=0.5,
+    dead_leaves_kwargs=None,
+    max_examples=None,
+    shuffle_buffer=256,
+    workers=1,
+):
+    """Training and validation pipelines of ``(degraded, clean)`` batches for an InDI task.
+
+    Batches are float32 ``(batch_size, image_size, image_size, channels)`` in [-1, 1]
+    (NHWC), ``degraded`` and ``clean`` of the same shape, ready for ``model.fit(train,
+    validation_data=validation)``. Training crops are random, with random left-right and
+    up-down flips applied to both images; validation crops are fixed (seeded) and never
+    flipped, so every validation pass sees the same batches. Everything is reproducible from
+    ``seed``.
+
+    Switching from the offline built-in data to real data is one argument::
+
+        train, val = build_task_datasets("motion_deblurring")                     # offline
+        train, val = build_task_datasets("motion_deblurring", source="gopro",
+                                         data_dir="~/data/GOPRO_Large")           # GoPro pairs
+
+    Sources (``source=``):
+
+    * ``"builtin"`` (default): scikit-image's photographs mixed with procedural dead leaves
+      (probability `photo_probability` for a photo); nothing is downloaded.
+    * ``"dead_leaves"``: procedural dead leaves only (`DeadLeaves`).
+    * ``"gopro"`` / ``"dpdd"`` / ``"div2k"``: real pairs from `data_dir` (see `gopro_pairs`,
+      `dpdd_pairs`, `div2k_pairs`). ``"gopro"`` falls back to the TFDS GoPro builder and
+      ``"div2k"`` to TFDS ``div2k/bicubic_x{scale}`` (`div2k_tfds`) when `data_dir` does not
+      hold the extracted folders (prepare offline with `manual_dir`). Real pairs are used when
+      `task` is the dataset's own task (or None); for another task (e.g. ``"jpeg"`` on DIV2K,
+      as in the paper) the clean targets are degraded synthetically.
+    * a folder path (clean images, searched recursively), a NumPy array ``(n, h, w[, c])`` or
+      one image ``(h, w, c)`` (uint8, uint16 or float in [-1, 1]), a list of images, an
+      `ImageFolder`, a `DeadLeaves` (its radii and channels are used; the pipeline `seed`
+      replaces its seed), a `tfds_clean_source` object, or any other TFDS image dataset name
+      (``"tfds:NAME"`` or a bare name such as ``"oxford_flowers102"``, with `image_key`).
+    * explicit pairs: an `ImagePairs` (e.g. `paired_image_folder`), a `div2k_tfds` /
+      `gopro_tfds` object, or a list of ``(degraded, clean)`` array tuples (with `scale` if
+      the inputs are smaller). These are used as real pairs whatever `task` is, unless a
+      `degradation` is given.
+
+    Clean-only sources become synthetic pairs on the fly: ``degraded =
+    degradation(clean_batch, seed=...)`` with a seed derived from `seed`, the epoch and the
+    batch index.
+
+    Args:
+        task: one of ``keras_indi.degradations.TASKS`` (its default degradation comes from
+            ``get_task_degradation(task, seed=seed)``), or None with a paired source or an
+            explicit `degradation`.
+        source: see above.
+        image_size: int or (height, width) of the crops. Clean images smaller than the crop
+            are enlarged (bicubic) first; pairs smaller than the crop raise an error.
+        batch_size: batch size.
+        seed: int; the same seed gives the same batches (for both outputs).
+        validation_fraction: fraction of a finite source's images held out for validation
+            (0: no validation pipeline, None is returned). Ignored when an official held-out
+            split is used (see `validation_split`).
+        data_dir: dataset folder for "gopro"/"dpdd"/"div2k", or TFDS data_dir.
+        degradation: a ``keras_indi.degradations.Degradation`` (or callable
+            ``f(batch, seed=...)``) overriding the task's default; with a paired source its
+            clean targets are degraded instead of using the real inputs.
+        output: "auto" (``tf.data.Dataset`` when TensorFlow imports, else PyDataset), "tf"
+            or "numpy" (`PairedPyDataset`, a ``keras.utils.PyDataset``).
+        steps_per_epoch: training batches per epoch. Default: one pass over a finite source
+            (``ceil(n / batch_size)``), 50 for procedural sources ("builtin", "dead_leaves").
+            Do not pass ``steps_per_epoch`` to ``fit`` as well.
+        validation_samples: number of validation crops. Default: one per held-out image
+            (a larger number takes several fixed crops per image, a smaller one keeps the
+            first images); ``4 * batch_size`` for procedural sources.
+        validation_split: "auto" uses the official held-out split of GoPro ("test"), DPDD
+            ("val") and DIV2K ("validation"/"valid"); None always holds out
+            `validation_fraction` of the training split instead; or a split name of a TFDS
+            source.
+        split: training split of a named/TFDS source (default "train").
+        channels: 3 (RGB) or 1.
+        flips: random flips for training.
+        scale: input downscaling factor of DIV2K / list-of-pairs sources (default 4 for DIV2K).
+        manual_dir: TFDS manual download folder (GoPro zip, DIV2K zips) for offline preparation.
+        image_key: image feature of a TFDS clean source.
+        cache_images: keep decoded images in memory (finite folder sources).
+        photo_probability: "builtin" only: probability that a crop comes from a photograph.
+        dead_leaves_kwargs: extra `DeadLeaves` arguments (radii, ...) for procedural sources.
+        max_examples: TFDS sources: read at most this many examples per split. With
+            ``output="numpy"`` a TFDS split is decoded into memory (``output="tf"`` streams it).
+        shuffle_buffer: TFDS sources with ``output="tf"``: shuffle buffer (examples).
+        workers: PyDataset workers (threads) for ``output="numpy"``.
+
+    Returns:
+        ``(train, validation)``: two ``tf.data.Dataset`` or two `PairedPyDataset`
+        (``validation`` is None when ``validation_fraction=0`` and no official split applies).
+        The pipelines shuffle themselves: ``fit(train, ..., shuffle=False)`` avoids Keras'
+        warning that its ``shuffle`` is ignored for a ``tf.data.Dataset``.
+    """
+    known = _known_tasks()
+    if isinstance(task, str):
+        task = task.strip().lower().replace("-", "_").replace(" ", "_")
+    if task is not None and task not in known:
+        raise ValueError(f"`task` must be one of {list(known)} or None. Received task={task!r}.")
+    image_size = _check_size(image_size, "image_size")
+    batch_size = _check_int(batch_size, "batch_size")
+    if not isinstance(seed, numbers.Integral) or isinstance(seed, bool) or seed < 0:
+        raise ValueError(f"`seed` must be a non-negative int. Received seed={seed!r}.")
+    seed = int(seed)
+    if validation_fraction is None:
+        validation_fraction = 0.0
+    if not isinstance(validation_fraction, numbers.Real) or not 0.0 <= validation_fraction < 1.0:
+        raise ValueError(
+            f"`validation_fraction` must be in [0, 1). Received validation_fraction={validation_fraction!r}."
+        )
+    if steps_per_epoch is not None:
+        steps_per_epoch = _check_int(steps_per_epoch, "steps_per_epoch")
+    if validation_samples is not None:
+        validation_samples = _check_int(validation_samples, "validation_samples")
+    if scale is not None:
+        scale = _check_int(scale, "scale")
+    channels = check_channels(channels)
+    degradation = _check_degradation(degradation)
+    output = _resolve_output(output)
+    dead_leaves_kwargs = dict(dead_leaves_kwargs or {})
+    named = source if isinstance(source, str) and source in NAMED_SOURCES else None
+
+    train_source, official_val = _resolve_source(
+        source, data_dir, split, channels, cache_images, scale, manual_dir, image_key
+    )
+    if validation_split is None:
+        official_val = None
+    elif validation_split != "auto":
+        official_val = _tfds_split(train_source, validation_split)
+
+    # Real pairs or synthetic ones?
+    paired = getattr(train_source, "paired", False)
+    use_real_pairs = (
+        paired and degradation is None and (task is None or NATIVE_TASKS.get(named) in (None, task))
+    )
+    if paired and not use_real_pairs:
+        train_source, official_val = _as_clean(train_source), _as_clean(official_val)
+    if not use_real_pairs and degradation is None:
+        if task is None:
+            raise ValueError(
+                "This source holds clean images only: pass a `task` (its default degradation is used) "
+                "or a `degradation`."
+            )
+        degradation = _task_degradation(task, seed)
+
+    from keras_indi.datasets import tfds_sources
+
+    if isinstance(train_source, (tfds_sources.TFDSImages, tfds_sources.TFDSPairs)):
+        if official_val is None and validation_fraction:
+            train_source, official_val = train_source.split_fraction(validation_fraction)
+        if output == "tf":
+            return tfds_sources.tfds_pipelines(
+                train_source,
+                official_val,
+                image_size,
+                batch_size,
+                seed,
+                degradation,
+                steps_per_epoch,
+                validation_samples,
+                flips,
+                channels,
+                max_examples,
+                shuffle_buffer,
+            )
+        train_source = _Finite(*train_source.materialize(max_examples, channels))
+        if official_val is not None:
+            official_val = _Finite(*official_val.materialize(max_examples, channels))
+
+    # Procedural sources.
+    if train_source in ("builtin", "dead_leaves") or isinstance(train_source, DeadLeaves):
+        if isinstance(train_source, DeadLeaves):
+            config = train_source.get_config()
+            config.pop("image_size")
+            config.pop("seed")
+            channels = config.pop("channels")
+            dead_leaves_kwargs = {**config, **dead_leaves_kwargs}
+            photos_train = photos_val = []
+        elif train_source == "builtin":
+            photos = _builtin_images_cached(None, channels)
+            train_idx, val_idx = _split_indices(
+                len(photos), validation_fraction, seed, "The built-in photo set"
+            )
+            photos_train = [photos[i] for i in train_idx]
+            photos_val = [photos[i] for i in val_idx] or photos_train
+        else:
+            photos_train = photos_val = []
+        train_source = _Procedural(photos_train, photo_probability, channels, dead_leaves_kwargs)
+        val_source = (
+            _Procedural(photos_val, photo_probability, channels, dead_leaves_kwargs)
+            if validation_fraction
+            else None
+        )
+        num_batches = steps_per_epoch or _DEFAULT_PROCEDURAL_STEPS
+        num_val = validation_samples or 4 * batch_size
+    else:
+        if official_val is not None:
+            val_source = official_val
+        else:
+            train_idx, val_idx = _split_indices(len(train_source), validation_fraction, seed, "`source`")
+            val_source = train_source.subset(val_idx) if val_idx else None
+            if val_idx:
+                train_source = train_source.subset(train_idx)
+        num_batches = steps_per_epoch or max(1, math.ceil(len(train_source) / batch_size))
+        num_val = None if val_source is None else (validation_samples or len(val_source))
+
+    train_sampler = PairSampler(
+        train_source,
+        image_size,
+        batch_size,
+        seed,
+        True,
+        degradation if not use_real_pairs else None,
+        num_batches=num_batches,
+        flips=flips,
+    )
+    val_sampler = None
+    if val_source is not None:
+        val_sampler = PairSampler(
+            val_source,
+            image_size,
+            batch_size,
+            seed,
+            False,
+            degradation if not use_real_pairs else None,
+            num_samples=num_val,
+        )
+    if output == "tf":
+        train = _tf_dataset(train_sampler, channels)
+        val = _tf_dataset(val_sampler, channels) if val_sampler else None
+    else:
+        train = PairedPyDataset(train_sampler, workers=workers)
+        val = PairedPyDataset(val_sampler, workers=workers) if val_sampler else None
+    return train, val
+
+
+def _tfds_split(source, split):
+    from keras_indi.datasets import tfds_sources
+
+    if isinstance(source, (tfds_sources.TFDSImages, tfds_sources.TFDSPairs)):
+        return source.with_split(split)
+    raise ValueError(
+        f"`validation_split={split!r}` names a split, which only TFDS sources have. Use "
+        "'auto' or None (hold out `validation_fraction`)."
+    )
+
+
+def _check_int(value, name, minimum=1):
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
+        raise ValueError(f"`{name}` must be an integer >= {minimum}. Received {name}={value!r}.")
+    return int(value)
+
+
+@keras_indi_export("keras_indi.datasets.take_arrays")
+def take_arrays(dataset, num_batches=1):
+    """The first `num_batches` batches of a pipeline as NumPy ``(degraded, clean)`` arrays.
+
+    Works with the ``tf.data.Dataset`` and `PairedPyDataset` outputs of
+    `build_task_datasets` (and any iterable of ``(x, y)`` batches). Handy in notebooks::
+
+        degraded, clean = take_arrays(validation, num_batches=2)
+
+    Note that iterating a training pipeline starts a new epoch (new random crops).
+    """
+    num_batches = _check_int(num_batches, "num_batches")
+    if dataset is None:
+        raise ValueError("`dataset` is None (no validation pipeline was built?).")
+    degraded, clean = [], []
+    if isinstance(dataset, keras.utils.PyDataset):
+        count = min(num_batches, len(dataset))
+        batches = (dataset[i] for i in range(count))
+    elif hasattr(dataset, "take") and hasattr(dataset, "as_numpy_iterator"):
+        batches = dataset.take(num_batches).as_numpy_iterator()
+    else:
+        batches = iter(dataset)
+    for i, batch in enumerate(batches):
+        if i >= num_batches:
+            break
+        if not isinstance(batch, (tuple, list)) or len(batch) != 2:
+            raise ValueError("`dataset` must yield (degraded, clean) pairs of batches.")
+        degraded.append(
+            keras.ops.convert_to_numpy(batch[0]) if not isinstance(batch[0], np.ndarray) else batch[0]
+        )
+        clean.append(
+            keras.ops.convert_to_numpy(batch[1]) if not isinstance(batch[1], np.ndarray) else batch[1]
+        )
+    if not degraded:
+        raise ValueError("`dataset` is empty.")
+    return np.concatenate(degraded), np.concatenate(clean)

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Run the test suite once per installed Keras backend, then execute the tutorials.
+#
+#   bash scripts/run_tests.sh            # fast mode (KERAS_INDI_FAST=1, as in CI)
+#   KERAS_INDI_FAST=0 bash scripts/run_tests.sh   # also the slow checks
+#
+# Backend-agnostic tests (NumPy-only code) run in the TensorFlow pass only.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+export KERAS_INDI_FAST="${KERAS_INDI_FAST:-1}"
+export TF_CPP_MIN_LOG_LEVEL="${TF_CPP_MIN_LOG_LEVEL:-2}"
+export MPLBACKEND=Agg
+python=${PYTHON:-python}
+status=0
+
+have() { "$python" -c "import importlib.util, sys; sys.exit(importlib.util.find_spec('$1') is None)"; }
+
+run() {
+    echo "=== $*"
+    "$@"
+    local code=$?
+    # pytest exits 5 when it collected nothing (e.g. no notebooks): not a failure.
+    if [ "$code" -ne 0 ] && [ "$code" -ne 5 ]; then status=1; fi
+}
+
+for backend in tensorflow jax torch; do
+    if have "$backend"; then
+        run env KERAS_BACKEND="$backend" "$python" -m pytest -q -p no:cacheprovider tests
+    else
+        echo "=== $backend is not installed: skipping its pass"
+    fi
+done
+if have nbmake && have jax; then
+    run env KERAS_BACKEND=jax "$python" -m pytest -q -p no:cacheprovider --nbmake --nbmake-timeout=600 tutorials
+fi
+exit $status
