@@ -78,3 +78,5 @@ __all__ = [
     "TFDSImages",
     "TFDSPairs",
 ]
+
+from keras_indi.datasets.toy import DEFAULT_MODES, distance_to_nearest_mode, toy_modes_dataset
