@@ -8,7 +8,8 @@ Works on the TensorFlow, JAX and torch backends; TensorFlow is optional at impor
 """
 
 from keras_indi import backend, layers, networks, schedules
-from keras_indi import degradations, datasets, metrics
+from keras_indi import datasets, degradations, evaluation, metrics
+from keras_indi.evaluation import TradeoffResult, evaluate_tradeoff
 from keras_indi.models.indi_model import InDIModel
 from keras_indi.samplers import InDISampler, SamplerOutput, SamplerStep, indi_step, make_time_grid
 from keras_indi.version import __version__
