@@ -46,6 +46,11 @@ class NoiseSchedule:
         """True when the sampler's fresh noise is identically zero."""
         return False
 
+    @property
+    def is_zero(self):
+        """True when x_t carries no noise at all (sigma(t) = 0 for every t)."""
+        return getattr(self, "epsilon", None) == 0.0
+
     def get_config(self):
         return {}
 

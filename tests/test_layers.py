@@ -83,7 +83,7 @@ def test_forward_process_rejects_mismatched_shapes():
         InDIForwardProcess()([np.zeros((1, 4, 4, 3), "float32"), np.zeros((1, 4, 5, 3), "float32"), TIMES[:1]])
 
 
-@pytest.mark.parametrize("size", [(37, 31), (16, 16), (5, 3)])
+@pytest.mark.parametrize("size", [(37, 31), (5, 3)])
 def test_unet_any_image_size(size):
     network = TimeConditionalUNet(widths=(8, 16, 16), blocks_per_level=1, attention_levels=(2,), in_channels=3)
     images = RNG.uniform(-1, 1, (2,) + size + (3,)).astype("float32")
@@ -94,7 +94,7 @@ def test_unet_any_image_size(size):
 
 def test_unet_serialization_and_mixed_precision():
     images = RNG.uniform(-1, 1, (2, 12, 10, 3)).astype("float32")
-    kwargs = {"widths": (8, 16), "blocks_per_level": 1, "attention_levels": (1,), "dropout": 0.1,
+    kwargs = {"widths": (8,), "blocks_per_level": 1, "attention_levels": (0,), "dropout": 0.1,
               "in_channels": 3, "out_channels": 3}
     run_layer_test(TimeConditionalUNet, kwargs, [images, TIMES], (2, 12, 10, 3))
 

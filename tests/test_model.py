@@ -18,7 +18,9 @@ DEGRADED = np.clip(CLEAN + 0.2 * RNG.normal(size=CLEAN.shape), -1, 1).astype("fl
 
 
 def small_unet(**kwargs):
-    return TimeConditionalUNet(widths=(8, 16), blocks_per_level=1, **kwargs)
+    # One level keeps XLA / tf.function compile times low; multi-level U-Nets are covered in
+    # test_layers.py and test_sampler.py.
+    return TimeConditionalUNet(widths=(8,), blocks_per_level=1, **kwargs)
 
 
 def time_probe_model(seed=0, **kwargs):

@@ -21,7 +21,7 @@ SCRIPT = textwrap.dedent(
     from keras_indi.networks import TimeConditionalUNet
 
     clean = np.random.default_rng(0).uniform(-1, 1, (8, 12, 10, 3)).astype("float32")
-    model = keras_indi.InDIModel(TimeConditionalUNet(widths=(8, 16), blocks_per_level=1), seed=0)
+    model = keras_indi.InDIModel(TimeConditionalUNet(widths=(8,), blocks_per_level=1), seed=0)
     model.compile()
     model.fit(0.5 * clean, clean, batch_size=4, epochs=1, verbose=0)
     restored = model.restore(0.5 * clean[:2], num_steps=3, seed=0, progress_bar=False)

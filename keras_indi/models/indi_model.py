@@ -162,14 +162,10 @@ class InDIModel(keras.Model):
         batch_size = ops.shape(clean)[0]
         t = self.sample_time(batch_size)
         noise = None
-        if not self._noise_free:
+        if not self.noise_schedule.is_zero:
             noise = keras.random.normal(ops.shape(clean), dtype="float32", seed=self.seed_generator)
         x_t = self.forward_process(clean, degraded, t, noise)
         return ops.cast(self.network([x_t, t], training=training), "float32")
-
-    @property
-    def _noise_free(self):
-        return getattr(self.noise_schedule, "epsilon", None) == 0.0
 
     def call(self, inputs, training=False):
         if isinstance(inputs, dict):

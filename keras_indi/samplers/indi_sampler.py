@@ -186,13 +186,9 @@ class InDISampler:
     # -- the maths, backend-agnostic ------------------------------------------------------
     def _start(self, degraded, t_start, seed, add_input_noise):
         sample = ops.cast(degraded, "float32")
-        if add_input_noise and not self._noise_free:
+        if add_input_noise and not self.noise_schedule.is_zero:
             sample = sample + self.noise_schedule.sigma(t_start) * step_noise(ops.shape(sample), seed, 0)
         return sample
-
-    @property
-    def _noise_free(self):
-        return getattr(self.noise_schedule, "epsilon", None) == 0.0
 
     def _step(self, network_fn, sample, t, t_next, seed, step, stochastic):
         batch = ops.shape(sample)[0]
