@@ -1,50 +1,965 @@
-"""Command-line interface: ``keras-indi quickstart`` (also ``python -m keras_indi``)."""
+"""The ``keras-indi`` command line: ``quickstart``, ``train``, ``restore`` and ``evaluate``.
+
+Run ``keras-indi --help`` or ``keras-indi COMMAND --help``. ``python -m keras_indi`` is the
+same program; without a command it runs ``quickstart``.
+
+User errors (bad options, missing files, a folder that would be overwritten) print one
+``keras-indi COMMAND: error: ...`` line saying what to fix and exit with status 2, without a
+traceback (set ``KERAS_INDI_DEBUG=1`` to see the traceback). The heavy modules (datasets,
+models, evaluation) are imported only when a command runs.
+"""
 
 import argparse
+import json
+import math
+import os
+import pathlib
 import sys
+import time
+
+COMMANDS = ("quickstart", "train", "restore", "evaluate")
+NAMED_SOURCES = ("builtin", "dead_leaves", "gopro", "dpdd", "div2k")
+NATIVE_TASKS = {"gopro": "motion_deblurring", "dpdd": "defocus_deblurring", "div2k": "super_resolution"}
+# Keep in sync with keras_indi.degradations.TASKS (not imported here: --help must stay instant).
+TASKS = ("motion_deblurring", "defocus_deblurring", "super_resolution", "jpeg", "denoising", "generation")
+TIME_DISTRIBUTIONS = ("uniform", "mass_at_one", "power", "regression")
+# Files `keras-indi train` owns in its output folder (what --overwrite removes).
+TRAIN_FILES = ("config.json", "model.keras", "history.json", "history.csv")
+TRAIN_FOLDERS = ("checkpoints", "backup")
+
+EPILOG = """\
+commands, with an example each:
+  quickstart  keras-indi quickstart --task denoising --output indi-quickstart
+  train       keras-indi train --task jpeg --source builtin --epochs 20 --output runs/jpeg
+  restore     keras-indi restore runs/jpeg/model.keras photos/ --output-dir restored --steps 10
+  evaluate    keras-indi evaluate runs/jpeg/model.keras --task jpeg --steps 1,2,5,10,20 --output eval/jpeg
+
+Run `keras-indi COMMAND --help` for the options of a command. The Keras backend comes from
+the KERAS_BACKEND environment variable (jax, tensorflow or torch), e.g.
+`KERAS_BACKEND=jax keras-indi quickstart`.
+"""
 
 
+class UsageError(ValueError):
+    """A mistake in the command line or its files: printed as one line, exit status 2."""
+
+
+class _Formatter(argparse.RawDescriptionHelpFormatter):
+    def __init__(self, prog):
+        super().__init__(prog, max_help_position=32, width=100)
+
+
+# -- argument types ---------------------------------------------------------------------------
+def _number(kind, description, accept):
+    """An argparse type: `kind` (int or float) parsed from text, kept when `accept(value)`."""
+
+    def parse(text):
+        try:
+            value = kind(text)
+        except ValueError:
+            value = None
+        if value is None or not math.isfinite(value) or not accept(value):
+            raise argparse.ArgumentTypeError(f"expected {description}, got {text!r}")
+        return value
+
+    return parse
+
+
+_positive_int = _number(int, "a positive integer", lambda value: value >= 1)
+_non_negative_int = _number(int, "an integer >= 0", lambda value: value >= 0)
+_positive_float = _number(float, "a positive number", lambda value: value > 0)
+_non_negative_float = _number(float, "a number >= 0", lambda value: value >= 0)
+_t_start = _number(float, "a number in (0, 1]", lambda value: 0.0 < value <= 1.0)
+
+
+def _int_list(minimum):
+    def parse(text):
+        try:
+            values = tuple(int(part) for part in text.replace(" ", "").split(",") if part != "")
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"expected comma-separated integers such as 1,2,5, got {text!r}"
+            ) from None
+        if any(value < minimum for value in values):
+            raise argparse.ArgumentTypeError(f"every value must be >= {minimum}, got {text!r}")
+        return values
+
+    return parse
+
+
+def _task(text):
+    key = text.strip().lower().replace("-", "_").replace(" ", "_")
+    if key not in TASKS:
+        raise argparse.ArgumentTypeError(f"unknown task {text!r}; choose from {', '.join(TASKS)}")
+    return key
+
+
+# -- the parser -------------------------------------------------------------------------------
 def build_parser():
     parser = argparse.ArgumentParser(
         prog="keras-indi",
-        description="InDI (Inversion by Direct Iteration) restoration with Keras 3.",
-    )
-    commands = parser.add_subparsers(dest="command")
-    quickstart = commands.add_parser(
-        "quickstart",
-        help="Train regression and InDI on the built-in 2D toy and write a report folder.",
         description=(
-            "Trains the same small network as a one-step regressor and with InDI on the paper's "
-            "2D toy (four modes plus Gaussian noise), restores held-out points with 1 to 100 "
-            "steps and writes results.md/.csv/.json, points.png and both .keras models."
+            "InDI (Inversion by Direct Iteration, Delbracio & Milanfar 2023) image restoration "
+            "with Keras 3: train a restoration model, restore images with it in a few small "
+            "steps, and measure how the number of steps trades fidelity (PSNR) for realism."
         ),
+        epilog=EPILOG,
+        formatter_class=_Formatter,
     )
-    quickstart.add_argument("--output", default="indi-quickstart", help="report folder (default: %(default)s)")
-    quickstart.add_argument("--epochs", type=int, default=15, help="training epochs (default: %(default)s)")
-    quickstart.add_argument("--samples", type=int, default=4096, help="training pairs (default: %(default)s)")
-    quickstart.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
-    quickstart.add_argument("--overwrite", action="store_true", help="write into a non-empty output folder")
+    from keras_indi.version import __version__
+
+    parser.add_argument("--version", action="version", version=f"keras-indi {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    _add_quickstart(commands)
+    _add_train(commands)
+    _add_restore(commands)
+    _add_evaluate(commands)
     return parser
 
 
+def _add_quickstart(commands):
+    command = commands.add_parser(
+        "quickstart",
+        help="train regression and InDI on built-in images and write a comparison report",
+        formatter_class=_Formatter,
+        description="""\
+Train the same small U-Net twice on the built-in images (scikit-image photographs and
+procedural dead leaves, nothing is downloaded) for one restoration task: once as a one-step
+regressor, the classic "regression to the mean" baseline, and once with InDI. Then restore
+held-out crops with InDI at several step counts and write a report folder: report.md, the
+metrics table (tradeoff.md/.csv/.json: PSNR, SSIM and perceptual distances), the trade-off
+plot (tradeoff_plot.png), example images (tradeoff_grid.png) and both models (indi.keras,
+regression.keras). The default (--preset cpu) takes minutes on a laptop CPU; --preset gpu
+trains a bigger model on bigger crops; --tiny runs in seconds (a smoke test). --task toy runs
+the paper's 2D toy (four modes plus noise) instead.
+
+example:
+  keras-indi quickstart --task denoising --output indi-quickstart
+  keras-indi quickstart --task jpeg --preset gpu --output jpeg-report
+""",
+    )
+    command.add_argument(
+        "--task",
+        default="denoising",
+        type=lambda text: "toy" if text.strip().lower() == "toy" else _task(text),
+        help=f"restoration task: {', '.join(TASKS)} or toy (default: %(default)s)",
+    )
+    command.add_argument("--output", default="indi-quickstart", help="report folder (default: %(default)s)")
+    command.add_argument(
+        "--preset", choices=("cpu", "gpu"), default="cpu", help="size of the run (default: %(default)s)"
+    )
+    command.add_argument("--tiny", action="store_true", help="seconds-long settings for smoke tests")
+    command.add_argument("--epochs", type=_positive_int, help="training epochs (default: from the preset)")
+    command.add_argument("--steps-per-epoch", type=_positive_int, help="training batches per epoch (default: from the preset)")
+    command.add_argument("--image-size", type=_positive_int, help="training crop size in pixels (default: from the preset)")
+    command.add_argument("--batch-size", type=_positive_int, help="batch size (default: from the preset)")
+    command.add_argument("--steps", type=_int_list(1), metavar="N,N,...", help="InDI step counts to evaluate (default: from the preset)")
+    command.add_argument("--samples", type=_positive_int, help="--task toy only: training pairs (default: 4096)")
+    command.add_argument("--seed", type=_non_negative_int, default=0, help="random seed (default: %(default)s)")
+    command.add_argument("--overwrite", action="store_true", help="write into a non-empty output folder")
+    command.add_argument("--quiet", action="store_true", help="no progress bars")
+    command.set_defaults(handler=_run_quickstart, command_parser=command)
+
+
+def _add_data_options(command, default_image_size):
+    command.add_argument(
+        "--task",
+        type=_task,
+        help=(
+            f"restoration task: {', '.join(TASKS)}. Default: the dataset's own task for "
+            "gopro (motion_deblurring), dpdd (defocus_deblurring) and div2k (super_resolution), "
+            "else denoising"
+        ),
+    )
+    command.add_argument(
+        "--source",
+        default="builtin",
+        help=(
+            "training images: builtin (scikit-image photos + dead leaves, offline), dead_leaves, "
+            "a folder of clean images (searched recursively), tfds:NAME, or the paired datasets "
+            "gopro, dpdd, div2k with --data-dir (default: %(default)s)"
+        ),
+    )
+    command.add_argument("--data-dir", help="folder of the gopro / dpdd / div2k dataset (or TFDS data_dir)")
+    command.add_argument(
+        "--image-size", type=_positive_int, default=default_image_size, help="crop size in pixels (default: %(default)s)"
+    )
+    command.add_argument("--batch-size", type=_positive_int, default=16, help="batch size (default: %(default)s)")
+    command.add_argument("--channels", type=int, choices=(1, 3), default=3, help="1 (gray) or 3 (RGB) (default: %(default)s)")
+    command.add_argument("--seed", type=_non_negative_int, default=0, help="random seed (default: %(default)s)")
+
+
+def _add_train(commands):
+    command = commands.add_parser(
+        "train",
+        help="train an InDI model (checkpoints every epoch, resumable)",
+        formatter_class=_Formatter,
+        description="""\
+Train an InDI restoration model on (degraded, clean) image pairs and save it to
+OUTPUT/model.keras. Pairs come from --source: clean images degraded on the fly by the
+--task's default degradation (builtin, dead_leaves, a folder, tfds:NAME), or real pairs
+(gopro, dpdd, div2k with --data-dir). Every epoch writes OUTPUT/checkpoints/last.keras, the
+best one by validation loss to OUTPUT/checkpoints/best.keras, the losses to history.csv and
+a backup of the full training state to OUTPUT/backup. If training stops (Ctrl-C, crash, a
+time limit), run the same command with --resume: it continues from the last completed
+epoch. (Tip: put --resume in the command from the start; on an empty folder it simply
+starts.) --resume also extends a finished run: raise --epochs. A non-empty OUTPUT is
+never reused without --resume or --overwrite (which starts over, deleting the previous
+run's files). At the end OUTPUT/model.keras and OUTPUT/history.json are written; the settings
+are in OUTPUT/config.json.
+
+example:
+  keras-indi train --task denoising --epochs 20 --output runs/denoising --resume
+  keras-indi train --source gopro --data-dir ~/data/GOPRO_Large --image-size 128 \\
+      --widths 64,128,256 --attention-levels 2 --epochs 200 --output runs/gopro --resume
+""",
+    )
+    _add_data_options(command, default_image_size=64)
+    command.add_argument("--epochs", type=_positive_int, default=10, help="total number of epochs (default: %(default)s)")
+    command.add_argument(
+        "--steps-per-epoch",
+        type=_positive_int,
+        help="batches per epoch (default: one pass over a folder/dataset, 50 for builtin and dead_leaves)",
+    )
+    command.add_argument(
+        "--validation-samples", type=_positive_int, help="validation crops (default: 4 batches or one per held-out image)"
+    )
+    network = command.add_argument_group("network (time-conditional U-Net)")
+    network.add_argument("--widths", type=_int_list(1), default=(32, 64, 128), metavar="W,W,...",
+                         help="channels per resolution level (default: 32,64,128)")
+    network.add_argument("--blocks-per-level", type=_positive_int, default=2, help="residual blocks per level (default: %(default)s)")
+    network.add_argument("--attention-levels", type=_int_list(0), default=(), metavar="L,L,...",
+                         help="levels (0 = full resolution) with self-attention, e.g. 2 (default: none)")
+    network.add_argument("--dropout", type=_non_negative_float, default=0.0, help="dropout rate (default: %(default)s)")
+    indi = command.add_argument_group("InDI")
+    indi.add_argument(
+        "--time-distribution",
+        choices=TIME_DISTRIBUTIONS,
+        default="uniform",
+        help=(
+            "training times p(t): uniform, mass_at_one (extra mass at t=1), power (density ~ t^k) "
+            "or regression (t=1 only: the one-step regression baseline) (default: %(default)s)"
+        ),
+    )
+    indi.add_argument(
+        "--time-parameter",
+        type=_non_negative_float,
+        help="weight a of mass_at_one (P(t=1) = a/(1+a), default 1) or exponent k of power (default 1)",
+    )
+    indi.add_argument(
+        "--noise-epsilon", type=_non_negative_float, default=0.01,
+        help="epsilon of the small noise added to x_t, for images in [-1, 1]; 0 disables it (default: %(default)s)",
+    )
+    indi.add_argument(
+        "--noise-schedule", choices=("constant", "brownian"), default="constant",
+        help="eps_t = epsilon (constant) or epsilon / sqrt(t) (brownian) (default: %(default)s)",
+    )
+    indi.add_argument("--loss", choices=("l1", "l2"), default="l1", help="training loss (default: %(default)s)")
+    command.add_argument("--learning-rate", type=_positive_float, default=3e-4, help="Adam learning rate (default: %(default)s)")
+    command.add_argument("--output", required=True, help="run folder (model, checkpoints, history, backup)")
+    restart = command.add_mutually_exclusive_group()
+    restart.add_argument("--resume", action="store_true", help="continue the run in OUTPUT from its last completed epoch")
+    restart.add_argument("--overwrite", action="store_true", help="start over: delete the previous run's files in OUTPUT")
+    command.add_argument("--quiet", action="store_true", help="one line per epoch instead of progress bars")
+    command.set_defaults(handler=_run_train, command_parser=command)
+
+
+def _add_restore(commands):
+    command = commands.add_parser(
+        "restore",
+        help="restore image files with a trained model",
+        formatter_class=_Formatter,
+        description="""\
+Restore image files with a trained InDI model (a .keras file written by `keras-indi train` or
+`keras-indi quickstart`). INPUT is one or more image files and/or folders (every image file
+directly inside a folder). Each restored image is saved as an 8-bit PNG with the input's name
+in --output-dir (photo.jpg -> OUT/photo.png). More --steps give sharper, more detailed images
+and fewer steps smoother, safer ones (1 step = plain regression). Large images can be
+restored in overlapping tiles (--tile-size, --overlap) to bound memory; tiles are blended
+smoothly, without seams. Input files are never overwritten: writing into a folder that holds
+inputs is refused unless --allow-input-folder, and then outputs get a suffix
+(default "_restored"). Existing outputs are kept unless --overwrite.
+
+example:
+  keras-indi restore runs/denoising/model.keras noisy/ --output-dir restored --steps 10
+  keras-indi restore model.keras big.png --output-dir out --tile-size 256 --overlap 32
+""",
+    )
+    command.add_argument("model", metavar="MODEL.keras", help="trained model file")
+    command.add_argument("inputs", metavar="INPUT", nargs="+", help="image files or folders of images")
+    command.add_argument("--output-dir", required=True, help="folder for the restored PNG files")
+    command.add_argument("--steps", type=_positive_int, default=10, help="InDI steps (default: %(default)s)")
+    command.add_argument("--seed", type=_non_negative_int, default=0, help="seed of the sampling noise; the same for every image (default: %(default)s)")
+    command.add_argument(
+        "--t-start", type=_t_start, default=1.0,
+        help="start time in (0, 1]: below 1 restores only part of the way, for mildly degraded inputs (default: %(default)s)",
+    )
+    command.add_argument("--tile-size", type=_positive_int, help="restore in tiles of this size (pixels) when an image is larger (default: whole images)")
+    command.add_argument("--overlap", type=_non_negative_int, default=32, help="overlap of neighbouring tiles in pixels (default: %(default)s)")
+    command.add_argument("--tile-batch-size", type=_positive_int, default=4, help="tiles per network call (default: %(default)s)")
+    command.add_argument("--suffix", help='added to output names, e.g. "_restored" (default: none, or "_restored" with --allow-input-folder)')
+    command.add_argument("--allow-input-folder", action="store_true", help="allow --output-dir to be a folder that holds inputs (outputs get --suffix)")
+    command.add_argument("--overwrite", action="store_true", help="replace existing output files (never input files)")
+    command.set_defaults(handler=_run_restore, command_parser=command)
+
+
+def _add_evaluate(commands):
+    command = commands.add_parser(
+        "evaluate",
+        help="measure the distortion-perception trade-off of a model against the number of steps",
+        formatter_class=_Formatter,
+        description="""\
+Restore held-out validation crops of a task with a trained model at several step counts and
+measure distortion (PSNR, SSIM: higher is better) and perceptual distances (sliced Wasserstein
+and power-spectrum distance: lower is better). One step is plain regression (best PSNR,
+blurry); more steps give sharper, more realistic images at a lower PSNR. Writes the table
+(tradeoff.md/.csv/.json), the trade-off plot (tradeoff_plot.png) and example images
+(tradeoff_grid.png) to --output. Use the --task, --source and --seed of training to evaluate
+on the validation images held out by `keras-indi train`. Compare with other models with
+--baseline LABEL=MODEL.keras (evaluated at 1 step).
+
+example:
+  keras-indi evaluate runs/denoising/model.keras --task denoising --steps 1,2,5,10,20 --output eval
+  keras-indi evaluate indi-quickstart/indi.keras --task denoising --baseline regression=indi-quickstart/regression.keras --output eval
+""",
+    )
+    command.add_argument("model", metavar="MODEL.keras", help="trained model file")
+    _add_data_options(command, default_image_size=64)
+    command.add_argument("--steps", type=_int_list(1), default=(1, 2, 5, 10, 20), metavar="N,N,...",
+                         help="step counts to evaluate (default: 1,2,5,10,20)")
+    command.add_argument("--num-images", type=_positive_int, default=64, help="validation crops to evaluate (default: %(default)s)")
+    command.add_argument("--baseline", action="append", default=[], metavar="LABEL=MODEL.keras",
+                         help="another model to compare, evaluated at 1 step (repeatable)")
+    command.add_argument("--output", required=True, help="folder for the table and figures")
+    command.add_argument("--overwrite", action="store_true", help="write into a non-empty output folder")
+    command.add_argument("--quiet", action="store_true", help="no progress bar")
+    command.set_defaults(handler=_run_evaluate, command_parser=command)
+
+
+# -- entry point ------------------------------------------------------------------------------
 def main(argv=None):
+    """Run the command line; returns 0 on success. User errors exit with status 2."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or (argv[0].startswith("-") and argv[0] not in ("-h", "--help", "--version")):
+        # `python -m keras_indi [options]` runs the quickstart.
+        print("keras-indi: no command given, running `keras-indi quickstart` (see `keras-indi --help`).", flush=True)
+        argv = ["quickstart"] + argv
     parser = build_parser()
     arguments = parser.parse_args(argv)
-    if arguments.command in (None, "quickstart"):
-        if arguments.command is None:
-            arguments = parser.parse_args(["quickstart"] + list(argv or sys.argv[1:]))
-        if arguments.epochs < 1 or arguments.samples < 1:
-            parser.error("--epochs and --samples must be positive integers")
-        from keras_indi.quickstart import run_quickstart
-
-        try:
-            run_quickstart(arguments.output, epochs=arguments.epochs, num_samples=arguments.samples,
-                           seed=arguments.seed, overwrite=arguments.overwrite)
-        except ValueError as error:
-            parser.exit(2, f"keras-indi: error: {error}\n")
-        return 0
-    parser.print_help()
+    command_parser = arguments.command_parser
+    try:
+        arguments.handler(arguments, command_parser)
+    except KeyboardInterrupt:
+        if arguments.command == "train":
+            message = (
+                "interrupted. The last completed epoch is saved: run the same command with --resume "
+                "to continue.\n"
+            )
+        else:
+            message = "interrupted.\n"
+        command_parser.exit(130, f"{command_parser.prog}: {message}")
+    except (ValueError, OSError) as error:
+        if os.environ.get("KERAS_INDI_DEBUG") == "1":
+            raise
+        hint = "" if isinstance(error, UsageError) else " (set KERAS_INDI_DEBUG=1 to see the traceback)"
+        command_parser.exit(2, f"{command_parser.prog}: error: {_message(error)}{hint}\n")
     return 0
+
+
+def _message(error):
+    if isinstance(error, OSError) and error.filename and str(error.filename) not in str(error):
+        return f"{error} ({error.filename})"
+    return str(error) or type(error).__name__
+
+
+def _say(*parts, quiet=False):
+    if not quiet:
+        print(*parts, flush=True)
+
+
+# -- quickstart -------------------------------------------------------------------------------
+def _run_quickstart(arguments, parser):
+    from keras_indi.quickstart import run_quickstart
+
+    if arguments.task != "toy" and arguments.samples is not None:
+        parser.error("--samples only applies to --task toy (image tasks use --steps-per-epoch and --batch-size)")
+    overrides = {
+        "epochs": arguments.epochs,
+        "steps_per_epoch": arguments.steps_per_epoch,
+        "image_size": arguments.image_size,
+        "batch_size": arguments.batch_size,
+        "step_counts": arguments.steps,
+        "num_samples": arguments.samples,
+    }
+    if arguments.steps is not None and not arguments.steps:
+        parser.error("--steps needs at least one step count, e.g. --steps 1,5,20")
+    run_quickstart(
+        arguments.output,
+        task=arguments.task,
+        preset=arguments.preset,
+        tiny=arguments.tiny,
+        seed=arguments.seed,
+        overwrite=arguments.overwrite,
+        verbose=0 if arguments.quiet else 1,
+        **overrides,
+    )
+
+
+# -- shared helpers ---------------------------------------------------------------------------
+def _resolve_task(arguments):
+    if arguments.task is not None:
+        return arguments.task
+    return NATIVE_TASKS.get(arguments.source, "denoising")
+
+
+def _check_source(arguments):
+    source = arguments.source
+    if source in NAMED_SOURCES or source.startswith("tfds:"):
+        if source in ("gopro", "dpdd", "div2k") and arguments.data_dir is None:
+            raise UsageError(
+                f"--source {source} needs --data-dir: the folder of the extracted dataset"
+                + (" (or a TFDS data_dir where it was prepared)" if source != "dpdd" else "")
+                + "."
+            )
+        if arguments.data_dir is not None and not os.path.isdir(os.path.expanduser(arguments.data_dir)):
+            raise UsageError(f"--data-dir {arguments.data_dir!r} is not a folder. Check the path.")
+        return source
+    path = pathlib.Path(source).expanduser()
+    if not path.exists():
+        raise UsageError(
+            f"--source {source!r} is neither one of {', '.join(NAMED_SOURCES)} nor an existing folder "
+            "(use tfds:NAME for a TensorFlow Datasets name). Check the path."
+        )
+    if not path.is_dir():
+        raise UsageError(f"--source {source!r} is a file; pass a folder of clean images.")
+    return str(path)
+
+
+def _build_datasets(arguments, task, steps_per_epoch=None, validation_samples=None, validation_fraction=0.1):
+    from keras_indi.datasets import build_task_datasets
+
+    return build_task_datasets(
+        task,
+        source=_check_source(arguments),
+        image_size=arguments.image_size,
+        batch_size=arguments.batch_size,
+        seed=arguments.seed,
+        validation_fraction=validation_fraction,
+        data_dir=None if arguments.data_dir is None else os.path.expanduser(arguments.data_dir),
+        output="numpy",
+        steps_per_epoch=steps_per_epoch,
+        validation_samples=validation_samples,
+        channels=arguments.channels,
+    )
+
+
+def load_indi_model(path, option="MODEL"):
+    """Load a `.keras` file written by keras-indi; clear errors for anything else."""
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise UsageError(f"{option} file not found: {path!r}.")
+    if os.path.isdir(path):
+        raise UsageError(f"{option} {path!r} is a folder; pass the .keras file (e.g. {os.path.join(path, 'model.keras')}).")
+    if not path.endswith(".keras"):
+        raise UsageError(f"{option} {path!r} is not a .keras file (written by `keras-indi train` or `model.save`).")
+    import keras
+
+    import keras_indi  # noqa: F401  (registers the classes the file refers to)
+    from keras_indi.models.indi_model import InDIModel
+
+    try:
+        model = keras.saving.load_model(path)
+    except Exception as error:  # corrupt zip, unknown classes, ...
+        raise UsageError(f"could not load the model {path!r}: {type(error).__name__}: {error}") from error
+    if not isinstance(model, InDIModel):
+        raise UsageError(
+            f"{path!r} holds a {type(model).__name__}, not an InDIModel. Pass a model written by "
+            "`keras-indi train` or `keras-indi quickstart`."
+        )
+    return model
+
+
+def _model_channels(model, path):
+    from keras_indi.networks.mlp import TimeConditionalMLP
+
+    if isinstance(model.network, TimeConditionalMLP):
+        raise UsageError(
+            f"{path!r} restores vectors (e.g. the 2D toy of `keras-indi quickstart --task toy`), not "
+            "images. Pass an image model, e.g. one written by `keras-indi train`."
+        )
+    channels = getattr(model.network, "in_channels", None)
+    return channels if channels in (1, 3) else 3
+
+
+def _is_regression(model):
+    from keras_indi.schedules import FixedTime
+
+    distribution = model.time_distribution
+    return isinstance(distribution, FixedTime) and distribution.value == 1.0
+
+
+# -- train ------------------------------------------------------------------------------------
+def train_config(arguments):
+    """The settings of a training run (what config.json holds)."""
+    return {
+        "task": _resolve_task(arguments),
+        "source": arguments.source,
+        "data_dir": arguments.data_dir,
+        "image_size": arguments.image_size,
+        "batch_size": arguments.batch_size,
+        "channels": arguments.channels,
+        "epochs": arguments.epochs,
+        "steps_per_epoch": arguments.steps_per_epoch,
+        "validation_samples": arguments.validation_samples,
+        "widths": list(arguments.widths),
+        "blocks_per_level": arguments.blocks_per_level,
+        "attention_levels": list(arguments.attention_levels),
+        "dropout": arguments.dropout,
+        "time_distribution": arguments.time_distribution,
+        "time_parameter": arguments.time_parameter,
+        "noise_epsilon": arguments.noise_epsilon,
+        "noise_schedule": arguments.noise_schedule,
+        "loss": arguments.loss,
+        "learning_rate": arguments.learning_rate,
+        "seed": arguments.seed,
+    }
+
+
+#: Extra Keras callbacks appended to those of `keras-indi train` (for embedding and tests).
+TRAIN_CALLBACKS = []
+
+# Settings a resumed run may change.
+_RESUMABLE_CHANGES = ("epochs",)
+
+
+def _backup_epoch(output):
+    """Epochs completed according to Keras' BackupAndRestore metadata (0 if none)."""
+    path = output / "backup" / "training_metadata.json"
+    try:
+        with open(path) as file:
+            return int(json.load(file).get("epoch", 0))
+    except (OSError, ValueError, TypeError):
+        return 0
+
+
+def _prepare_train_output(arguments, config):
+    output = pathlib.Path(arguments.output).expanduser()
+    if output.exists() and not output.is_dir():
+        raise UsageError(f"--output {str(output)!r} is a file; pass a folder for the run.")
+    existing = sorted(os.listdir(output)) if output.is_dir() else []
+    if existing and arguments.overwrite:
+        import shutil
+
+        for name in TRAIN_FILES:
+            if (output / name).is_file():
+                (output / name).unlink()
+        for name in TRAIN_FOLDERS:
+            if (output / name).is_dir():
+                shutil.rmtree(output / name)
+    elif existing and arguments.resume:
+        saved_path = output / "config.json"
+        if not saved_path.is_file():
+            raise UsageError(
+                f"--output {str(output)!r} is not empty but holds no keras-indi training run "
+                "(config.json is missing), so there is nothing to resume. Choose an empty folder."
+            )
+        with open(saved_path) as file:
+            saved = json.load(file)
+        changed = [
+            f"--{key.replace('_', '-')} {_show(saved.get(key))} -> {_show(config[key])}"
+            for key in config
+            if key not in _RESUMABLE_CHANGES and saved.get(key) != config[key]
+        ]
+        if changed:
+            raise UsageError(
+                f"cannot resume {str(output)!r} with different settings ({'; '.join(changed)}). "
+                "Repeat the options of the original command (see its config.json; only --epochs may "
+                "change), or pass --overwrite to start over."
+            )
+    elif existing:
+        done = _backup_epoch(output)
+        hint = f" (it holds a run trained for {done} epoch(s))" if done else ""
+        raise UsageError(
+            f"--output {str(output)!r} is not empty{hint}. Pass --resume to continue that run, "
+            "--overwrite to start over, or choose another folder."
+        )
+    (output / "checkpoints").mkdir(parents=True, exist_ok=True)
+    return output
+
+
+def _show(value):
+    """A setting as it is typed on the command line."""
+    if isinstance(value, (list, tuple)):
+        return ",".join(str(v) for v in value) or "(none)"
+    return "(default)" if value is None else str(value)
+
+
+def _time_distribution(name, parameter):
+    from keras_indi.schedules import MassAtOneTime, PowerTime
+
+    if name == "mass_at_one":
+        return MassAtOneTime(1.0 if parameter is None else parameter)
+    if name == "power":
+        return PowerTime(1.0 if parameter is None else parameter)
+    if parameter is not None:
+        raise UsageError("--time-parameter only applies to --time-distribution mass_at_one or power.")
+    return name
+
+
+def _read_history(path):
+    """history.csv (appended across resumed runs) as {column: [values]}, one entry per epoch."""
+    import csv
+
+    if not path.is_file():
+        return {}
+    rows = {}
+    with open(path, newline="") as file:
+        for row in csv.DictReader(file):
+            try:
+                rows[int(row["epoch"])] = row  # a re-run epoch replaces the older line
+            except (KeyError, ValueError):
+                continue
+    history = {}
+    for epoch in sorted(rows):
+        for key, value in rows[epoch].items():
+            try:
+                number = float(value)
+            except (TypeError, ValueError):
+                number = None
+            history.setdefault(key, []).append(int(number) if key == "epoch" else number)
+    return history
+
+
+def _run_train(arguments, parser):
+    if not arguments.widths:
+        parser.error("--widths needs at least one value, e.g. --widths 32,64,128")
+    if any(level >= len(arguments.widths) for level in arguments.attention_levels):
+        parser.error(
+            f"--attention-levels must be between 0 and {len(arguments.widths) - 1} "
+            f"(there are {len(arguments.widths)} levels in --widths)"
+        )
+    config = train_config(arguments)
+    time_distribution = _time_distribution(arguments.time_distribution, arguments.time_parameter)
+    _check_source(arguments)
+    output = _prepare_train_output(arguments, config)
+    verbose = 2 if arguments.quiet else "auto"
+    task = config["task"]
+
+    import keras
+
+    import keras_indi
+    from keras_indi.models.indi_model import InDIModel
+    from keras_indi.networks.unet import TimeConditionalUNet
+    from keras_indi.quickstart import model_value_range
+    from keras_indi.schedules import BrownianNoise, ConstantNoise
+
+    with open(output / "config.json", "w") as file:
+        json.dump(
+            {
+                **config,
+                "backend": keras.backend.backend(),
+                "keras_version": keras.__version__,
+                "keras_indi_version": keras_indi.__version__,
+            },
+            file,
+            indent=2,
+        )
+    train, validation = _build_datasets(
+        arguments, task, steps_per_epoch=arguments.steps_per_epoch, validation_samples=arguments.validation_samples
+    )
+    keras.utils.set_random_seed(arguments.seed)
+    network = TimeConditionalUNet(
+        widths=arguments.widths,
+        blocks_per_level=arguments.blocks_per_level,
+        attention_levels=arguments.attention_levels,
+        in_channels=arguments.channels,
+        dropout=arguments.dropout,
+    )
+    schedule = (BrownianNoise if arguments.noise_schedule == "brownian" else ConstantNoise)(arguments.noise_epsilon)
+    model = InDIModel(
+        network,
+        time_distribution=time_distribution,
+        noise_schedule=schedule,
+        loss=arguments.loss,
+        value_range=model_value_range(task),
+        seed=arguments.seed,
+    )
+    model.compile(optimizer=keras.optimizers.Adam(arguments.learning_rate))
+    size = arguments.image_size
+    model(keras.ops.zeros((1, size, size, arguments.channels)))  # BackupAndRestore needs a built model
+    model.optimizer.build(model.trainable_variables)  # else TensorFlow traces the first step twice
+
+    done = _backup_epoch(output)
+    if done and hasattr(train, "sampler"):
+        train.sampler.epoch = done  # the crops of epoch `done`, as in an uninterrupted run
+    history_path = output / "history.csv"
+    previous = _read_history(history_path)
+    best = [v for v in previous.get("val_loss", []) if v is not None and math.isfinite(v)]
+    callbacks = [
+        keras.callbacks.ModelCheckpoint(str(output / "checkpoints" / "last.keras")),
+        keras.callbacks.BackupAndRestore(str(output / "backup"), delete_checkpoint=False),
+        keras.callbacks.CSVLogger(str(history_path), append=True),
+    ]
+    if validation is not None:
+        callbacks.insert(
+            1,
+            keras.callbacks.ModelCheckpoint(
+                str(output / "checkpoints" / "best.keras"),
+                monitor="val_loss",
+                save_best_only=True,
+                initial_value_threshold=min(best) if best else None,
+            ),
+        )
+    callbacks += list(TRAIN_CALLBACKS)
+    if done >= arguments.epochs:
+        _say(f"{output} already holds {done} trained epoch(s) (--epochs {arguments.epochs}): nothing to train. "
+             "Raise --epochs to continue training.")
+    elif done:
+        _say(f"Resuming {output} after epoch {done} of {arguments.epochs}.")
+    else:
+        _say(
+            f"Training InDI ({task}, source {arguments.source}, {arguments.image_size}px crops, U-Net widths "
+            f"{list(arguments.widths)}) for {arguments.epochs} epoch(s) on backend {keras.backend.backend()}; "
+            f"writing to {output}."
+        )
+    start = time.time()
+    model.fit(train, validation_data=validation, epochs=arguments.epochs, callbacks=callbacks, verbose=verbose)
+    model.save(str(output / "model.keras"))
+    history = _read_history(history_path)
+    with open(output / "history.json", "w") as file:
+        json.dump(history, file, indent=2)
+    _say(
+        f"Done in {time.time() - start:.1f} s: {output / 'model.keras'} (last epoch loss "
+        f"{(history.get('loss') or [float('nan')])[-1]:.4f}). Try:\n"
+        f"  keras-indi restore {output / 'model.keras'} IMAGE --output-dir restored --steps 10\n"
+        f"  keras-indi evaluate {output / 'model.keras'} --task {task} --source {arguments.source} "
+        f"--image-size {arguments.image_size} --seed {arguments.seed} --output {output / 'evaluation'}"
+    )
+    return model
+
+
+# -- restore ----------------------------------------------------------------------------------
+def _same_path(a, b):
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return os.path.abspath(a) == os.path.abspath(b)
+
+
+def collect_inputs(inputs):
+    """Expand files and folders into a sorted list of image files; clear errors."""
+    from keras_indi.datasets.image_io import IMAGE_EXTENSIONS
+
+    files, folders = [], []
+    for name in inputs:
+        path = pathlib.Path(name).expanduser()
+        if path.is_dir():
+            found = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
+            if not found:
+                raise UsageError(
+                    f"input folder {str(path)!r} contains no image files (looked for "
+                    f"{', '.join(IMAGE_EXTENSIONS)}; sub-folders are not searched)."
+                )
+            files += found
+            folders.append(path)
+        elif path.is_file():
+            files.append(path)
+            folders.append(path.parent)
+        else:
+            raise UsageError(f"input {name!r} does not exist. Check the path.")
+    unique = []
+    for path in files:
+        if not any(_same_path(path, seen) for seen in unique):
+            unique.append(path)
+    return unique, folders
+
+
+def plan_outputs(files, input_folders, output_dir, suffix=None, allow_input_folder=False, overwrite=False):
+    """Map each input file to its output PNG; refuse anything that could destroy an input."""
+    output_dir = pathlib.Path(output_dir).expanduser()
+    if output_dir.exists() and not output_dir.is_dir():
+        raise UsageError(f"--output-dir {str(output_dir)!r} is a file; pass a folder.")
+    into_input_folder = output_dir.is_dir() and any(_same_path(output_dir, folder) for folder in input_folders)
+    if into_input_folder and not allow_input_folder:
+        raise UsageError(
+            f"--output-dir {str(output_dir)!r} holds input images: restored files would be mixed with "
+            "(or replace) the originals. Choose another --output-dir, or pass --allow-input-folder "
+            "(outputs then get the suffix '_restored', see --suffix)."
+        )
+    if suffix is None:
+        suffix = "_restored" if into_input_folder else ""
+    plan, seen = [], {}
+    for path in files:
+        target = output_dir / f"{path.stem}{suffix}.png"
+        key = os.path.normcase(str(target))
+        if key in seen:
+            raise UsageError(
+                f"inputs {str(seen[key])!r} and {str(path)!r} would both be written to {str(target)!r}. "
+                "Rename one of them or restore them into different folders."
+            )
+        seen[key] = path
+        if any(_same_path(target, source) for source in files):
+            raise UsageError(
+                f"the output {str(target)!r} would overwrite an input image. Choose another --output-dir "
+                "or --suffix."
+            )
+        plan.append((path, target))
+    existing = [str(target) for _, target in plan if target.exists()]
+    if existing and not overwrite:
+        shown = ", ".join(repr(p) for p in existing[:3]) + (f" and {len(existing) - 3} more" if len(existing) > 3 else "")
+        raise UsageError(f"output file(s) already exist: {shown}. Pass --overwrite to replace them, or choose another --output-dir.")
+    return plan
+
+
+def save_png(image, path, value_range=(-1.0, 1.0)):
+    """Write a float image in `value_range` as an 8-bit PNG (atomically: no partial files)."""
+    import numpy as np
+    from PIL import Image
+
+    low, high = value_range
+    unit = np.clip((np.asarray(image, "float32") - low) / (high - low), 0.0, 1.0)
+    pixels = np.round(unit * 255.0).astype("uint8")
+    if pixels.shape[-1] == 1:
+        pixels = pixels[..., 0]
+    temporary = pathlib.Path(path).with_name(f".{pathlib.Path(path).name}.partial")
+    Image.fromarray(pixels).save(temporary, format="PNG")
+    os.replace(temporary, path)
+
+
+def _run_restore(arguments, parser):
+    if arguments.suffix is not None and any(sep in arguments.suffix for sep in ("/", "\\", os.sep)):
+        parser.error(f"--suffix {arguments.suffix!r} must not contain a path separator")
+    if arguments.tile_size is not None and arguments.overlap >= arguments.tile_size:
+        parser.error(f"--overlap ({arguments.overlap}) must be smaller than --tile-size ({arguments.tile_size}); e.g. --tile-size 256 --overlap 32")
+    files, folders = collect_inputs(arguments.inputs)
+    plan = plan_outputs(
+        files, folders, arguments.output_dir, arguments.suffix, arguments.allow_input_folder, arguments.overwrite
+    )
+    from keras_indi.datasets.image_io import load_image
+
+    for path, _ in plan:  # every input must be readable before anything is written
+        load_image(path)
+    model = load_indi_model(arguments.model)
+    channels = _model_channels(model, arguments.model)
+    if _is_regression(model) and arguments.steps != 1:
+        _say(f"note: {arguments.model} was trained as one-step regression; --steps {arguments.steps} "
+             "re-applies it, which usually helps little. --steps 1 is its intended use.")
+    os.makedirs(pathlib.Path(arguments.output_dir).expanduser(), exist_ok=True)
+    from keras_indi.samplers.tiling import restore_tiled
+
+    for index, (path, target) in enumerate(plan):
+        start = time.time()
+        image = load_image(path, channels=channels)
+        height, width = image.shape[:2]
+        tiled = arguments.tile_size is not None and max(height, width) > arguments.tile_size
+        if tiled:
+            restored = restore_tiled(
+                model,
+                image,
+                tile_size=arguments.tile_size,
+                overlap=arguments.overlap,
+                tile_batch_size=arguments.tile_batch_size,
+                num_steps=arguments.steps,
+                seed=arguments.seed,
+                t_start=arguments.t_start,
+            )
+        else:
+            restored = model.restore(
+                image[None], num_steps=arguments.steps, seed=arguments.seed, t_start=arguments.t_start, progress_bar=False
+            )[0]
+        save_png(restored, target)
+        _say(
+            f"[{index + 1}/{len(plan)}] {path} -> {target} ({width}x{height}"
+            f"{', tiled' if tiled else ''}, {time.time() - start:.1f} s)"
+        )
+    _say(f"Restored {len(plan)} image(s) into {arguments.output_dir} with {arguments.steps} step(s).")
+
+
+# -- evaluate ---------------------------------------------------------------------------------
+def _parse_baselines(specs):
+    baselines = {}
+    for spec in specs:
+        label, separator, path = spec.partition("=")
+        if not separator or not label or not path:
+            raise UsageError(f"--baseline {spec!r} must look like LABEL=MODEL.keras, e.g. regression=runs/regression/model.keras.")
+        if label in baselines or label == "InDI":
+            raise UsageError(f"--baseline label {label!r} is used twice (or is 'InDI', the evaluated model's label).")
+        baselines[label] = path
+    return baselines
+
+
+def _run_evaluate(arguments, parser):
+    if not arguments.steps:
+        parser.error("--steps needs at least one step count, e.g. --steps 1,2,5,10,20")
+    if len(set(arguments.steps)) != len(arguments.steps):
+        parser.error(f"--steps has duplicate values: {','.join(map(str, arguments.steps))}")
+    baseline_paths = _parse_baselines(arguments.baseline)
+    _check_source(arguments)
+    from keras_indi.quickstart import prepare_output
+
+    output = pathlib.Path(arguments.output).expanduser()
+    if output.is_dir() and os.listdir(output) and not arguments.overwrite:
+        raise UsageError(
+            f"the output folder {str(output)!r} is not empty. Choose another --output or pass --overwrite."
+        )
+    model = load_indi_model(arguments.model)
+    baselines = {label: load_indi_model(path, option=f"--baseline {label}") for label, path in baseline_paths.items()}
+    channels = _model_channels(model, arguments.model)
+    if channels != arguments.channels:
+        raise UsageError(f"the model expects {channels}-channel images: pass --channels {channels}.")
+    task = _resolve_task(arguments)
+    from keras_indi.quickstart import model_value_range
+
+    if model_value_range(task) is None:
+        # Noisy inputs leave [-1, 1]: models trained elsewhere with value_range=(-1, 1) must
+        # not reject them (set before the first restore creates the sampler).
+        for each in [model, *baselines.values()]:
+            each.value_range = None
+    _, validation = _build_datasets(arguments, task, steps_per_epoch=1, validation_samples=arguments.num_images)
+    if validation is None:
+        raise UsageError(f"--source {arguments.source!r} gave no validation images; it needs at least 2 images.")
+    from keras_indi.datasets import take_arrays
+    from keras_indi.evaluation import evaluate_tradeoff
+
+    degraded, clean = take_arrays(validation, num_batches=math.ceil(arguments.num_images / arguments.batch_size))
+    degraded, clean = degraded[: arguments.num_images], clean[: arguments.num_images]
+    _say(
+        f"Evaluating {arguments.model} on {degraded.shape[0]} {task} validation crops of "
+        f"{arguments.image_size}px at steps {list(arguments.steps)}",
+        quiet=arguments.quiet,
+    )
+    result = evaluate_tradeoff(
+        model,
+        degraded,
+        clean,
+        step_counts=arguments.steps,
+        seed=arguments.seed,
+        batch_size=arguments.batch_size,
+        progress_bar=not arguments.quiet,
+        baselines=baselines,
+        method_name="InDI",
+    )
+    prepare_output(output, overwrite=True)
+    paths = result.save(output, overwrite=arguments.overwrite, prefix="tradeoff")
+    with open(output / "evaluation.json", "w") as file:
+        json.dump(
+            {
+                "model": os.path.abspath(arguments.model),
+                "baselines": {label: os.path.abspath(path) for label, path in baseline_paths.items()},
+                "task": task,
+                "source": arguments.source,
+                "data_dir": arguments.data_dir,
+                "image_size": arguments.image_size,
+                "num_images": int(degraded.shape[0]),
+                "seed": arguments.seed,
+                "steps": list(arguments.steps),
+            },
+            file,
+            indent=2,
+        )
+    print(result.to_markdown())
+    _say(f"Wrote {', '.join(os.path.basename(p) for p in paths.values())} and evaluation.json to {output}.")
+    return result
 
 
 if __name__ == "__main__":

@@ -1,18 +1,91 @@
+"""`keras-indi quickstart`: regression vs InDI end to end, on images and on the 2D toy."""
+
+import importlib.util
 import json
 import os
+import subprocess
+import sys
 
 import pytest
 
 from keras_indi.cli import main
+from keras_indi.quickstart import PRESETS, resolve_settings
+
+REPORT_FILES = (
+    "report.md", "tradeoff.md", "tradeoff.csv", "tradeoff.json", "tradeoff_plot.png",
+    "tradeoff_grid.png", "indi.keras", "regression.keras", "history.json", "settings.json",
+)
 
 
 @pytest.mark.backend_agnostic
-def test_quickstart_writes_a_report_and_never_overwrites(tmp_path):
-    output = os.path.join(tmp_path, "report")
-    assert main(["quickstart", "--output", output, "--epochs", "1", "--samples", "512"]) == 0
+def test_tiny_quickstart_writes_the_whole_report_and_never_overwrites(tmp_path, capsys):
+    output = tmp_path / "report"
+    assert main(["quickstart", "--tiny", "--quiet", "--output", str(output)]) == 0
+    for name in REPORT_FILES:
+        assert (output / name).is_file(), name
+    table = json.loads((output / "tradeoff.json").read_text())
+    assert [(row["method"], row["num_steps"]) for row in table["rows"]] == [
+        ("InDI", 1), ("InDI", 2), ("regression", 1),
+    ]
+    assert {"psnr", "ssim", "swd", "power_spectrum"} <= set(table["metrics"])
+    history = json.loads((output / "history.json").read_text())
+    assert set(history) >= {"indi", "regression", "training_seconds"}
+    settings = json.loads((output / "settings.json").read_text())
+    assert settings["task"] == "denoising" and settings["preset"] == "tiny"
+    report = (output / "report.md").read_text()
+    assert "| regression | 1 |" in report and "keras-indi restore" in report
+
+    before = {name: os.path.getmtime(output / name) for name in REPORT_FILES}
+    with pytest.raises(SystemExit) as raised:
+        main(["quickstart", "--tiny", "--quiet", "--output", str(output)])
+    assert raised.value.code == 2
+    assert "--overwrite" in capsys.readouterr().err
+    assert {name: os.path.getmtime(output / name) for name in REPORT_FILES} == before
+
+
+@pytest.mark.backend_agnostic
+def test_toy_quickstart(tmp_path, capsys):
+    output = tmp_path / "toy"
+    assert main(["quickstart", "--task", "toy", "--tiny", "--quiet", "--output", str(output)]) == 0
     for name in ("results.md", "results.csv", "results.json", "points.png", "indi.keras", "regression.keras"):
-        assert os.path.exists(os.path.join(output, name)), name
-    rows = json.load(open(os.path.join(output, "results.json")))["rows"]
+        assert (output / name).is_file(), name
+    rows = json.loads((output / "results.json").read_text())["rows"]
     assert {row["method"] for row in rows} == {"regression", "indi"}
-    with pytest.raises(SystemExit):
-        main(["quickstart", "--output", output, "--epochs", "1", "--samples", "512"])
+    # The toy model restores 2D points, not images: `restore` says so instead of failing deep inside.
+    import numpy as np
+    from PIL import Image
+
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(tmp_path / "photo.png")
+    with pytest.raises(SystemExit) as raised:
+        main(["restore", str(output / "indi.keras"), str(tmp_path / "photo.png"), "--output-dir", str(tmp_path / "out")])
+    assert raised.value.code == 2
+    assert "not images" in capsys.readouterr().err
+
+
+@pytest.mark.backend_agnostic
+def test_presets_and_overrides():
+    cpu = resolve_settings("jpeg", "cpu")
+    assert cpu["widths"] == (32, 64) and 32 <= cpu["image_size"] <= 48
+    assert 200 <= cpu["epochs"] * cpu["steps_per_epoch"] <= 600  # "a few hundred steps"
+    gpu = resolve_settings("jpeg", "gpu")
+    assert gpu["image_size"] > cpu["image_size"] and len(gpu["widths"]) > len(cpu["widths"])
+    tiny = resolve_settings("jpeg", "gpu", tiny=True, epochs=2, step_counts=[1, 3])
+    assert tiny["widths"] == PRESETS["tiny"]["widths"] and tiny["epochs"] == 2 and tiny["step_counts"] == (1, 3)
+    with pytest.raises(ValueError, match="preset"):
+        resolve_settings("jpeg", "tpu")
+
+
+@pytest.mark.backend_agnostic
+def test_python_dash_m_runs_the_cli():
+    # JAX, when installed, imports faster than TensorFlow; the CLI does not depend on the backend.
+    backend = "jax" if importlib.util.find_spec("jax") else os.environ.get("KERAS_BACKEND", "tensorflow")
+    result = subprocess.run(
+        [sys.executable, "-m", "keras_indi", "quickstart", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+        env=dict(os.environ, KERAS_BACKEND=backend),
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "keras-indi quickstart" in result.stdout

@@ -1,0 +1,367 @@
+"""Tiled restoration: restore images larger than memory allows, without seams.
+
+`restore_tiled` cuts an image into overlapping tiles of one fixed size, runs the network on
+batches of tiles and blends the tiles back with smooth weights (a raised-cosine ramp across
+each overlap, so the weights of two neighbouring tiles sum to one and no seam shows).
+
+Two modes:
+
+* ``mode="per_step"`` (default): the InDI iteration runs on the *whole* image and only the
+  network evaluations are tiled: at every step the tiles' clean estimates are blended into
+  one full-size estimate before the update ``x_{t-d} = (d/t) F + (1 - d/t) x_t``. The start
+  noise and the sampler's fresh noise are drawn for the whole image exactly as
+  `InDISampler` draws them, so with a network that acts pixel by pixel the result equals
+  whole-image restoration, whatever the noise schedule; neighbouring tiles can never drift
+  apart over many steps (each step starts from the same blended image).
+* ``mode="per_tile"``: each tile is restored on its own with ``model.restore`` (a compiled
+  loop over all steps, faster for many steps) and only the final tiles are blended. The start
+  noise is still drawn once for the whole image; with a non-constant noise schedule
+  (``"brownian"``) and ``stochastic=True`` the per-step noise then differs from tile to tile.
+
+Memory is bounded by `tile_batch_size` tiles of `tile_size` (plus a few full-size NumPy
+arrays). Networks with global statistics (the U-Net's GroupNorm) see slightly different
+statistics on a tile than on the whole image, so tiled and whole-image results differ a little
+everywhere (more so for small tiles); use large tiles (256 or more) and an overlap of at
+least the network's effective receptive field (32 is a good default).
+"""
+
+import numbers
+import weakref
+
+import keras
+import numpy as np
+from keras import ops
+
+from keras_indi.api_export import keras_indi_export
+from keras_indi.backend import compile_sampler_function, step_noise
+from keras_indi.samplers.indi_sampler import (
+    InDISampler,
+    indi_step,
+    make_time_grid,
+    validate_time_grid,
+)
+from keras_indi.schedules import get_noise_schedule
+from keras_indi.utils.validation import check_finite_and_range, check_positive_int
+
+MODES = ("per_step", "per_tile")
+_RESTORE_KWARGS = ("num_steps", "time_grid", "spacing", "t_start", "seed", "stochastic", "add_input_noise", "progress_bar")
+_NETWORK_FUNCTIONS = weakref.WeakKeyDictionary()
+
+
+def _pair(value, name):
+    if isinstance(value, (tuple, list)):
+        if len(value) != 2:
+            raise ValueError(f"`{name}` must be an int or (height, width). Received {value!r}.")
+        return tuple(check_positive_int(v, name) for v in value)
+    value = check_positive_int(value, name)
+    return value, value
+
+
+def tile_starts(length, tile, overlap):
+    """Start offsets of tiles of size `tile` covering ``[0, length)`` with `overlap` pixels.
+
+    Tiles are ``tile`` long (or ``length`` when the image is smaller), step ``tile - overlap``
+    apart; the last one is moved back to end exactly at the border, so every tile has the same
+    size and lies inside the image.
+
+    >>> tile_starts(10, 4, 1)
+    [0, 3, 6]
+    >>> tile_starts(37, 16, 4)
+    [0, 12, 21]
+    >>> tile_starts(5, 16, 4)
+    [0]
+    """
+    tile = min(tile, length)
+    if tile == length:
+        return [0]
+    stride = tile - overlap
+    starts = list(range(0, length - tile, stride))
+    starts.append(length - tile)
+    return starts
+
+
+def blend_ramp(size, start, length, overlap):
+    """1D blending weights of a tile of `size` pixels at `start` in an axis of `length`.
+
+    1 in the middle; on each side that borders another tile the weight rises over `overlap`
+    pixels as ``sin^2(pi (i + 1/2) / (2 overlap))``, so two ramps facing each other sum to 1.
+    Sides on the image border keep weight 1 (no other tile covers them). Weights are > 0.
+    """
+    weights = np.ones(size, "float64")
+    ramp_length = min(overlap, size)
+    if ramp_length <= 0:
+        return weights
+    ramp = np.sin(np.pi * (np.arange(ramp_length) + 0.5) / (2.0 * ramp_length)) ** 2
+    if start > 0:
+        weights[:ramp_length] *= ramp
+    if start + size < length:
+        weights[size - ramp_length :] *= ramp[::-1]
+    return weights
+
+
+class Tiling:
+    """Overlapping tiles of an ``(batch, height, width, channels)`` array, and their blend.
+
+    Example:
+
+    >>> tiling = Tiling((37, 31), tile_size=16, overlap=4)
+    >>> images = np.random.default_rng(0).uniform(-1, 1, (2, 37, 31, 3)).astype("float32")
+    >>> tiles = tiling.split(images)
+    >>> tiles.shape
+    (18, 16, 16, 3)
+    >>> bool(np.array_equal(tiling.merge(tiles, batch=2), images))
+    True
+    """
+
+    def __init__(self, image_size, tile_size=256, overlap=32):
+        self.height, self.width = (int(image_size[0]), int(image_size[1]))
+        tile_height, tile_width = _pair(tile_size, "tile_size")
+        if isinstance(overlap, bool) or not isinstance(overlap, numbers.Integral) or overlap < 0:
+            raise ValueError(f"`overlap` must be an integer >= 0. Received overlap={overlap!r}.")
+        overlap = int(overlap)
+        if overlap >= min(tile_height, tile_width):
+            raise ValueError(
+                f"`overlap` ({overlap}) must be smaller than `tile_size` ({tile_height}x{tile_width}); "
+                "typical values are tile_size=256, overlap=32."
+            )
+        self.overlap = overlap
+        self.tile_height = min(tile_height, self.height)
+        self.tile_width = min(tile_width, self.width)
+        rows = tile_starts(self.height, tile_height, overlap)
+        columns = tile_starts(self.width, tile_width, overlap)
+        self.positions = [(y, x) for y in rows for x in columns]
+        self.weights = [
+            np.outer(
+                blend_ramp(self.tile_height, y, self.height, overlap),
+                blend_ramp(self.tile_width, x, self.width, overlap),
+            )
+            for y, x in self.positions
+        ]
+        total = np.zeros((self.height, self.width), "float64")
+        for (y, x), weight in zip(self.positions, self.weights):
+            total[y : y + self.tile_height, x : x + self.tile_width] += weight
+        self.total_weight = total
+
+    @property
+    def num_tiles(self):
+        return len(self.positions)
+
+    def split(self, images):
+        """``(batch, H, W, C)`` -> ``(num_tiles * batch, tile_h, tile_w, C)`` (tile-major)."""
+        images = np.asarray(images)
+        return np.concatenate(
+            [images[:, y : y + self.tile_height, x : x + self.tile_width] for y, x in self.positions],
+            axis=0,
+        )
+
+    def merge(self, tiles, batch):
+        """Blend ``(num_tiles * batch, tile_h, tile_w, C)`` tiles back into ``(batch, H, W, C)``.
+
+        A weighted mean in float64 rounded to float32: where all tiles covering a pixel
+        agree, the result is exactly their value.
+        """
+        tiles = np.asarray(tiles)
+        out = np.zeros((batch, self.height, self.width, tiles.shape[-1]), "float64")
+        for index, ((y, x), weight) in enumerate(zip(self.positions, self.weights)):
+            part = tiles[index * batch : (index + 1) * batch].astype("float64")
+            out[:, y : y + self.tile_height, x : x + self.tile_width] += weight[None, :, :, None] * part
+        out /= self.total_weight[None, :, :, None]
+        return out.astype("float32")
+
+
+def _network_function(network):
+    """``run(x, t)`` evaluating `network` compiled like the sampler's loops (cached)."""
+    try:
+        run = _NETWORK_FUNCTIONS.get(network)
+    except TypeError:  # not weak-referenceable / hashable
+        run = None
+    if run is None:
+        run = compile_sampler_function(network, lambda network_fn, x, t: network_fn(x, t))
+        try:
+            _NETWORK_FUNCTIONS[network] = run
+        except TypeError:
+            pass
+    return run
+
+
+def _evaluate_tiles(run, tiles, t, tile_batch_size):
+    """Network outputs on `tiles` at time `t`, `tile_batch_size` tiles per call (padded, so
+    every call has the same shape and compiles once)."""
+    outputs = []
+    count = tiles.shape[0]
+    size = min(tile_batch_size, count)
+    t_vector = ops.convert_to_tensor(np.full((size,), t, "float32"))
+    for begin in range(0, count, size):
+        chunk = tiles[begin : begin + size]
+        used = chunk.shape[0]
+        if used < size:
+            chunk = np.concatenate([chunk, np.repeat(chunk[-1:], size - used, axis=0)], axis=0)
+        output = ops.convert_to_numpy(run(ops.convert_to_tensor(chunk, "float32"), t_vector))
+        outputs.append(np.asarray(output, "float32")[:used])
+    return np.concatenate(outputs, axis=0)
+
+
+def _check_seed(seed):
+    if seed is None:
+        return int(np.random.SeedSequence().entropy % (2**31 - 1))
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or not 0 <= seed < 2**31:
+        raise ValueError(f"`seed` must be an int in [0, 2**31). Received seed={seed!r}.")
+    return int(seed)
+
+
+@keras_indi_export("keras_indi.samplers.restore_tiled")
+def restore_tiled(
+    model,
+    image,
+    tile_size=256,
+    overlap=32,
+    *,
+    mode="per_step",
+    tile_batch_size=8,
+    noise_schedule=None,
+    **restore_kwargs,
+):
+    """Restore a large image tile by tile, blending overlapping tiles with smooth weights.
+
+    Args:
+        model: an `InDIModel` (its network, noise schedule and value range are used) or a
+            network called as ``network([x_t, t])`` (then pass `noise_schedule`).
+        image: ``(height, width, channels)`` or ``(batch, height, width, channels)`` float
+            array in the model's value range (usually [-1, 1]). Any size: tiles never leave
+            the image (the last tile of a row or column is moved back to the border), and a
+            tile larger than the image is shrunk to the image.
+        tile_size: int or ``(tile_height, tile_width)``.
+        overlap: pixels shared by neighbouring tiles (< tile_size), blended with a
+            raised-cosine ramp. 0 gives hard seams.
+        mode: ``"per_step"`` (default: blend the tiles' clean estimates at every step, the
+            iteration runs on the whole image) or ``"per_tile"`` (restore each tile with
+            ``model.restore`` and blend the results). See the module docstring.
+        tile_batch_size: tiles evaluated per network call (memory vs speed).
+        noise_schedule: overrides the model's noise schedule (needed for a bare network).
+        **restore_kwargs: `InDISampler` options: ``num_steps`` (default 10), ``time_grid``,
+            ``spacing``, ``t_start``, ``seed``, ``stochastic``, ``add_input_noise``,
+            ``progress_bar`` (default False).
+
+    Returns:
+        A float32 NumPy array of the shape of `image` (with the network's output channels).
+
+    Example:
+
+    >>> from keras_indi import InDIModel
+    >>> from keras_indi.networks import TimeConditionalUNet
+    >>> model = InDIModel(TimeConditionalUNet(widths=(8, 16), blocks_per_level=1), seed=0)
+    >>> photo = np.zeros((300, 200, 3), "float32")
+    >>> restored = restore_tiled(model, photo, tile_size=128, overlap=16, num_steps=2, seed=0)
+    >>> restored.shape
+    (300, 200, 3)
+
+    Same seed, same result as ``model.restore(photo[None], num_steps=2, seed=0)[0]`` up to
+    the tile borders' context (exactly equal for networks acting pixel by pixel).
+    """
+    unknown = sorted(set(restore_kwargs) - set(_RESTORE_KWARGS))
+    if unknown:
+        raise ValueError(
+            f"restore_tiled() does not support {unknown}. Supported options: {list(_RESTORE_KWARGS)} "
+            "(tiles are batched with `tile_batch_size`; trajectories and callbacks need whole-image "
+            "`model.restore`)."
+        )
+    if mode not in MODES:
+        raise ValueError(f"`mode` must be one of {list(MODES)}. Received mode={mode!r}.")
+    tile_batch_size = check_positive_int(tile_batch_size, "tile_batch_size")
+    if keras.ops.is_tensor(image):
+        image = ops.convert_to_numpy(image)
+    image = np.asarray(image)
+    if image.ndim not in (3, 4):
+        raise ValueError(
+            "`image` must be (height, width, channels) or (batch, height, width, channels). "
+            f"Received shape {image.shape}."
+        )
+    if not np.issubdtype(image.dtype, np.floating):
+        raise ValueError(
+            f"`image` must be a float array in the model's value range. Received dtype {image.dtype}; "
+            "convert [0, 255] images with `x.astype('float32') / 127.5 - 1`."
+        )
+    single = image.ndim == 3
+    images = (image[None] if single else image).astype("float32", copy=False)
+    if images.shape[0] == 0 or images.shape[1] == 0 or images.shape[2] == 0:
+        raise ValueError(f"`image` is empty (shape {image.shape}).")
+    network = getattr(model, "network", model)
+    if not callable(network):
+        raise ValueError(f"`model` must be an InDIModel or a network. Received {model!r}.")
+    check_finite_and_range(images, "image", getattr(model, "value_range", None))
+    schedule = get_noise_schedule(
+        noise_schedule if noise_schedule is not None else getattr(model, "noise_schedule", None)
+    )
+    tiling = Tiling(images.shape[1:3], tile_size, overlap)
+    seed = _check_seed(restore_kwargs.pop("seed", None))
+    batch = images.shape[0]
+
+    time_grid = restore_kwargs.get("time_grid")
+    if time_grid is not None:
+        grid = validate_time_grid(time_grid)
+    else:
+        grid = make_time_grid(
+            restore_kwargs.get("num_steps", 10),
+            restore_kwargs.get("t_start", 1.0),
+            restore_kwargs.get("spacing", "uniform"),
+        )
+    add_input_noise = restore_kwargs.get("add_input_noise", True)
+    noise_free = getattr(schedule, "epsilon", None) == 0.0
+    start = images
+    if add_input_noise and not noise_free:
+        start = ops.convert_to_numpy(
+            ops.cast(images, "float32") + schedule.sigma(float(grid[0])) * step_noise(images.shape, seed, 0)
+        )
+    start = np.asarray(start, "float32")
+
+    if mode == "per_tile":
+        if hasattr(model, "restore") and noise_schedule is None:
+            restore = model.restore
+        else:
+            restore = InDISampler(model, noise_schedule=schedule)
+        tiles = tiling.split(start)
+        count = tiles.shape[0]
+        size = min(tile_batch_size, count)
+        padded = -count % size
+        if padded:
+            tiles = np.concatenate([tiles, np.repeat(tiles[-1:], padded, axis=0)], axis=0)
+        restored = restore(
+            tiles,
+            time_grid=grid,
+            seed=seed,
+            stochastic=restore_kwargs.get("stochastic", True),
+            add_input_noise=False,
+            progress_bar=restore_kwargs.get("progress_bar", False),
+            batch_size=size,
+        )
+        result = tiling.merge(np.asarray(restored)[:count], batch)
+        return result[0] if single else result
+
+    if not getattr(network, "built", True):
+        network([images[:1, : tiling.tile_height, : tiling.tile_width], np.ones((1,), "float32")])
+    run = _network_function(network)
+    stochastic = restore_kwargs.get("stochastic", True) and not schedule.is_constant
+    num_steps = grid.shape[0] - 1
+    progress = keras.utils.Progbar(num_steps, unit_name="step") if restore_kwargs.get("progress_bar", False) else None
+    sample = start
+    for index in range(num_steps):
+        t, t_next = grid[index], grid[index + 1]
+        estimate = tiling.merge(_evaluate_tiles(run, tiling.split(sample), t, tile_batch_size), batch)
+        noise, noise_std = None, 0.0
+        if stochastic:
+            t_tensor = ops.convert_to_tensor(t, "float32")
+            t_next_tensor = ops.convert_to_tensor(t_next, "float32")
+            noise_std = schedule.transition_std(t_tensor, t_next_tensor)
+            noise = step_noise(sample.shape, seed, index + 1)
+        updated = indi_step(
+            ops.convert_to_tensor(estimate),
+            ops.convert_to_tensor(sample),
+            ops.convert_to_tensor(t, "float32"),
+            ops.convert_to_tensor(t_next, "float32"),
+            noise,
+            noise_std,
+        )
+        sample = np.asarray(ops.convert_to_numpy(updated), "float32")
+        if progress is not None:
+            progress.update(index + 1)
+    return sample[0] if single else sample

@@ -1,0 +1,247 @@
+"""The command line: train (checkpoints, interruption and resume), restore, evaluate, help and errors.
+
+Everything here runs once, in the TensorFlow pass (the CLI is backend-agnostic code over the
+library, whose backend behaviour has its own tests). One tiny training run, shared by the
+restore and evaluate tests, keeps the module fast.
+"""
+
+import hashlib
+import json
+import os
+
+import keras
+import numpy as np
+import pytest
+from PIL import Image
+
+from keras_indi import cli
+from keras_indi.cli import main
+
+pytestmark = pytest.mark.backend_agnostic
+
+TINY = [
+    "--image-size", "16", "--batch-size", "4", "--widths", "8,16", "--blocks-per-level", "1",
+    "--steps-per-epoch", "2", "--validation-samples", "4", "--quiet",
+]
+
+
+def fails(argv, capsys, code=2):
+    """Run the CLI expecting a clean failure; return its stderr."""
+    with pytest.raises(SystemExit) as raised:
+        main(argv)
+    assert raised.value.code == code
+    error = capsys.readouterr().err
+    assert "Traceback" not in error
+    return error
+
+
+class InterruptAfterFirstEpoch(keras.callbacks.Callback):
+    """Simulates Ctrl-C once the first epoch (and its backup) is written."""
+
+    def on_epoch_end(self, epoch, logs=None):
+        raise KeyboardInterrupt
+
+
+class RecordEpochs(keras.callbacks.Callback):
+    def __init__(self):
+        super().__init__()
+        self.epochs = []
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epochs.append(epoch)
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    """A 2-epoch tiny run interrupted after epoch 1, then resumed: (folder, epochs run on resume, stderr)."""
+    folder = tmp_path_factory.mktemp("train") / "run"
+    argv = ["train", *TINY, "--epochs", "2", "--output", str(folder)]
+    cli.TRAIN_CALLBACKS[:] = [InterruptAfterFirstEpoch()]
+    try:
+        with pytest.raises(SystemExit) as raised:
+            main(argv)
+        interrupted = {
+            "code": raised.value.code,
+            "files": sorted(os.listdir(folder)),
+            "checkpoints": sorted(os.listdir(folder / "checkpoints")),
+        }
+        recorder = RecordEpochs()
+        cli.TRAIN_CALLBACKS[:] = [recorder]
+        # The same command without --resume is refused, with --resume it continues.
+        with pytest.raises(SystemExit) as refused:
+            main(argv)
+        assert refused.value.code == 2
+        assert main(argv + ["--resume"]) == 0
+    finally:
+        cli.TRAIN_CALLBACKS[:] = []
+    return folder, interrupted, recorder.epochs
+
+
+def test_train_interrupted_then_resumed(run):
+    folder, interrupted, resumed_epochs = run
+    assert interrupted["code"] == 130
+    assert "model.keras" not in interrupted["files"]  # the interrupted run did not finish
+    assert {"config.json", "history.csv", "backup", "checkpoints"} <= set(interrupted["files"])
+    assert interrupted["checkpoints"] == ["best.keras", "last.keras"]
+    assert resumed_epochs == [1]  # continued with the second epoch (0-based 1) only
+    for name in ("model.keras", "history.json", "config.json", "checkpoints/last.keras", "checkpoints/best.keras"):
+        assert (folder / name).is_file(), name
+    history = json.loads((folder / "history.json").read_text())
+    assert history["epoch"] == [0, 1]
+    assert len(history["loss"]) == len(history["val_loss"]) == 2
+    config = json.loads((folder / "config.json").read_text())
+    assert config["widths"] == [8, 16] and config["epochs"] == 2 and config["task"] == "denoising"
+    model = cli.load_indi_model(folder / "model.keras")
+    assert model.network.widths == (8, 16)
+    assert model.value_range is None  # denoised inputs leave [-1, 1]
+
+
+def test_train_refuses_other_settings_and_non_run_folders(run, tmp_path, capsys):
+    folder, _, _ = run
+    error = fails(["train", *TINY, "--epochs", "3", "--loss", "l2", "--output", str(folder), "--resume"], capsys)
+    assert "--loss l1 -> l2" in error and "--overwrite" in error
+    error = fails(["train", *TINY, "--output", str(folder)], capsys)
+    assert "--resume" in error and "2 epoch" in error
+    other = tmp_path / "notes"
+    other.mkdir()
+    (other / "notes.txt").write_text("mine")
+    assert "config.json" in fails(["train", *TINY, "--output", str(other), "--resume"], capsys)
+    assert "--data-dir" in fails(["train", *TINY, "--source", "gopro", "--output", str(tmp_path / "g")], capsys)
+    assert "existing folder" in fails(["train", *TINY, "--source", "no/such/folder", "--output", str(tmp_path / "x")], capsys)
+    assert "--attention-levels" in fails(["train", *TINY, "--attention-levels", "2", "--output", str(tmp_path / "y")], capsys)
+    assert "--time-parameter" in fails(["train", *TINY, "--time-parameter", "2", "--output", str(tmp_path / "z")], capsys)
+    assert (notes := other / "notes.txt").read_text() == "mine" and sorted(os.listdir(other)) == [notes.name]
+
+
+# -- restore ----------------------------------------------------------------------------------
+def digest(folder):
+    return {name: hashlib.sha256((folder / name).read_bytes()).hexdigest() for name in sorted(os.listdir(folder))}
+
+
+@pytest.fixture
+def photos(tmp_path):
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    Image.fromarray(rng.integers(0, 256, (20, 18, 3), dtype=np.uint8)).save(folder / "a.png")
+    Image.fromarray(rng.integers(0, 256, (17, 23), dtype=np.uint8)).save(folder / "b.jpg")
+    Image.fromarray(rng.integers(0, 256, (9, 11, 4), dtype=np.uint8)).save(folder / "c.png")  # RGBA
+    (folder / "notes.txt").write_text("not an image")
+    return folder
+
+
+def test_restore_folder_and_file_never_touching_inputs(run, photos, tmp_path, capsys):
+    model = str(run[0] / "model.keras")
+    before = digest(photos)
+    out = tmp_path / "restored"
+    assert main(["restore", model, str(photos), "--output-dir", str(out), "--steps", "2", "--seed", "1"]) == 0
+    assert sorted(os.listdir(out)) == ["a.png", "b.png", "c.png"]
+    sizes = {name: Image.open(out / name).size for name in os.listdir(out)}
+    assert sizes == {"a.png": (18, 20), "b.png": (23, 17), "c.png": (11, 9)}
+    assert Image.open(out / "b.png").mode == "RGB"
+    assert digest(photos) == before
+
+    # Existing outputs are kept unless --overwrite.
+    first = digest(out)
+    assert "--overwrite" in fails(["restore", model, str(photos / "a.png"), "--output-dir", str(out)], capsys)
+    assert digest(out) == first
+
+    # Tiled (a 20x18 image in 12-pixel tiles, 4 pixels of overlap), replacing the earlier a.png.
+    argv = ["restore", model, str(photos / "a.png"), "--output-dir", str(out), "--overwrite",
+            "--tile-size", "12", "--overlap", "4", "--steps", "2"]
+    assert main(argv) == 0
+    assert "tiled" in capsys.readouterr().out
+    second = digest(out)
+    assert second["a.png"] != first["a.png"] and second["b.png"] == first["b.png"]
+    assert Image.open(out / "a.png").size == (18, 20)
+    assert digest(photos) == before
+
+
+def test_restore_refuses_to_write_into_an_input_folder(run, photos, capsys):
+    model = str(run[0] / "model.keras")
+    before = digest(photos)
+    error = fails(["restore", model, str(photos), "--output-dir", str(photos)], capsys)
+    assert "--allow-input-folder" in error
+    error = fails(["restore", model, str(photos / "a.png"), "--output-dir", str(photos)], capsys)
+    assert "--allow-input-folder" in error
+    assert digest(photos) == before
+    # Even when allowed, an output never replaces an input (a.png -> a.png).
+    error = fails(["restore", model, str(photos), "--output-dir", str(photos), "--allow-input-folder", "--suffix", ""], capsys)
+    assert "overwrite an input" in error
+    assert digest(photos) == before
+    # Allowed: outputs get a suffix, inputs stay as they were.
+    assert main(["restore", model, str(photos), "--output-dir", str(photos), "--allow-input-folder", "--steps", "1"]) == 0
+    after = digest(photos)
+    assert {name: after[name] for name in before} == before
+    assert sorted(set(after) - set(before)) == ["a_restored.png", "b_restored.png", "c_restored.png"]
+
+
+def test_restore_errors_name_what_to_fix(run, photos, tmp_path, capsys):
+    model = str(run[0] / "model.keras")
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "fine.png").write_bytes((photos / "a.png").read_bytes())
+    (broken / "corrupt.png").write_bytes(b"\x89PNG\r\n\x1a\n this is not a png")
+    out = tmp_path / "out"
+    error = fails(["restore", model, str(broken), "--output-dir", str(out)], capsys)
+    assert "corrupt.png" in error
+    assert not out.exists() or not os.listdir(out)  # checked before anything is written
+    assert "not found" in fails(["restore", str(tmp_path / "missing.keras"), str(photos), "--output-dir", str(out)], capsys)
+    assert "does not exist" in fails(["restore", model, str(tmp_path / "nope.png"), "--output-dir", str(out)], capsys)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert "no image files" in fails(["restore", model, str(empty), "--output-dir", str(out)], capsys)
+    assert "--overlap" in fails(["restore", model, str(photos), "--output-dir", str(out), "--tile-size", "16", "--overlap", "16"], capsys)
+    assert "positive integer" in fails(["restore", model, str(photos), "--output-dir", str(out), "--steps", "0"], capsys)
+    assert "(0, 1]" in fails(["restore", model, str(photos), "--output-dir", str(out), "--t-start", "1.5"], capsys)
+
+
+# -- evaluate ---------------------------------------------------------------------------------
+def test_evaluate_writes_the_tradeoff_table(run, tmp_path, capsys):
+    model = str(run[0] / "model.keras")
+    out = tmp_path / "evaluation"
+    argv = [
+        "evaluate", model, "--task", "denoising", "--image-size", "16", "--batch-size", "4",
+        "--num-images", "4", "--steps", "1,2", "--baseline", f"same={model}", "--output", str(out), "--quiet",
+    ]
+    assert main(argv) == 0
+    assert "| InDI | 2 |" in capsys.readouterr().out
+    for name in ("tradeoff.md", "tradeoff.csv", "tradeoff.json", "tradeoff_plot.png", "tradeoff_grid.png", "evaluation.json"):
+        assert (out / name).is_file(), name
+    table = json.loads((out / "tradeoff.json").read_text())
+    assert [(row["method"], row["num_steps"]) for row in table["rows"]] == [("InDI", 1), ("InDI", 2), ("same", 1)]
+    assert all(np.isfinite(row["psnr"]) for row in table["rows"])
+    assert "--overwrite" in fails(argv, capsys)
+    assert "LABEL=MODEL" in fails(argv[:-3] + ["--baseline", "oops", "--output", str(tmp_path / "e2")], capsys)
+    assert "duplicate" in fails(["evaluate", model, "--steps", "1,1", "--output", str(tmp_path / "e3")], capsys)
+
+
+# -- help and argument errors -----------------------------------------------------------------
+@pytest.mark.parametrize("command", [None, "quickstart", "train", "restore", "evaluate"])
+def test_help_explains_each_command_with_an_example(command, capsys):
+    with pytest.raises(SystemExit) as raised:
+        main(["--help"] if command is None else [command, "--help"])
+    assert raised.value.code == 0
+    text = capsys.readouterr().out
+    assert "example" in text and "keras-indi" in text
+    if command is not None:
+        assert f"keras-indi {command}" in text
+
+
+@pytest.mark.parametrize(
+    "argv, expected",
+    [
+        (["train"], "--output"),
+        (["train", "--output", "x", "--task", "sharpening"], "unknown task"),
+        (["train", "--output", "x", "--widths", "32,abc"], "comma-separated"),
+        (["train", "--output", "x", "--resume", "--overwrite"], "not allowed with"),
+        (["train", "--output", "x", "--learning-rate", "-1"], "positive number"),
+        (["restore", "model.keras"], "INPUT"),
+        (["evaluate", "model.keras", "--steps", "1,0", "--output", "x"], ">= 1"),
+        (["quickstart", "--samples", "10"], "--task toy"),
+        (["quickstart", "--preset", "tpu"], "invalid choice"),
+        (["fly"], "invalid choice"),
+    ],
+)
+def test_usage_errors_exit_2_with_a_message(argv, expected, capsys):
+    assert expected in fails(argv, capsys)
