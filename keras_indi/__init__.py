@@ -7,7 +7,7 @@ Works on the TensorFlow, JAX and torch backends; TensorFlow is optional at impor
 >>> model = keras_indi.InDIModel(network, seed=0)
 """
 
-from keras_indi import backend, layers, networks, schedules
+from keras_indi import backend, callbacks, layers, networks, schedules
 from keras_indi import datasets, degradations, evaluation, metrics
 from keras_indi.evaluation import TradeoffResult, evaluate_tradeoff
 from keras_indi.models.indi_model import InDIModel

@@ -1,0 +1,640 @@
+"""Keras callbacks for reliable training: resumable checkpoints and a non-finite loss guard.
+
+`InDIModel` adds no callback by default; pass these to ``fit(callbacks=[...])``:
+
+* `TrainingCheckpoint` writes the full training state at the end of every epoch (weights,
+  optimizer slots and EMA, the seed generators that draw t and the noise, counters and logs),
+  atomically, and resumes a killed run where it stopped.
+* `NonFiniteLossGuard` stops training at the first NaN/Inf loss and says where it happened
+  and what usually causes it.
+
+>>> import keras_indi
+>>> callbacks = [
+...     keras_indi.callbacks.TrainingCheckpoint("runs/denoise/checkpoints"),
+...     keras_indi.callbacks.NonFiniteLossGuard(),
+... ]
+>>> model.fit(degraded, clean, epochs=100, callbacks=callbacks)  # doctest: +SKIP
+
+Rerunning the same script after a crash or a kill resumes at the epoch after the last
+checkpoint.
+"""
+
+import hashlib
+import json
+import math
+import os
+import re
+import shutil
+import sys
+import time
+import uuid
+import warnings
+
+import keras
+import numpy as np
+
+from keras_indi.api_export import keras_indi_export
+from keras_indi.utils.validation import check_choice, check_positive_int
+
+_FORMAT = 1
+_WEIGHTS = "model.weights.h5"
+_SEEDS = "seed_generators.npz"
+_STATE = "state.json"
+_LATEST = "latest.json"
+_CHECKPOINT_NAME = re.compile(r"^epoch-(\d{4,})(?:-batch-(\d+))?$")
+# Unfinished writes of this callback: checkpoint folders being written or being replaced and
+# temporary pointer files. Nothing else in the directory is ever deleted.
+_LEFTOVER_NAME = re.compile(r"^(?:\.(?:tmp|old)-epoch-\d{4,}(?:-batch-\d+)?|latest\.json\.tmp)-[0-9a-f]{8}$")
+
+
+def _checkpoint_name(epoch, batch=0):
+    return f"epoch-{epoch:04d}" if not batch else f"epoch-{epoch:04d}-batch-{batch:06d}"
+
+
+def _list_checkpoints(directory):
+    """``[((epoch, batch), name)]`` of the checkpoint folders in `directory`, oldest first."""
+    if not os.path.isdir(directory):
+        return []
+    found = []
+    for name in os.listdir(directory):
+        match = _CHECKPOINT_NAME.match(name)
+        if match and os.path.isdir(os.path.join(directory, name)):
+            found.append(((int(match.group(1)), int(match.group(2) or 0)), name))
+    return sorted(found)
+
+
+def _sha256(path):
+    digest = hashlib.sha256()
+    with open(path, "rb") as file:
+        for chunk in iter(lambda: file.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _fsync(path):
+    """Flush a file or a directory entry to disk (best effort: not every filesystem allows it)."""
+    try:
+        descriptor = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(descriptor)
+    except OSError:
+        pass
+    finally:
+        os.close(descriptor)
+
+
+def _write_json(path, data, atomic=False):
+    target = f"{path}.tmp-{uuid.uuid4().hex[:8]}" if atomic else path
+    with open(target, "w") as file:
+        json.dump(data, file, indent=2)
+        file.flush()
+        os.fsync(file.fileno())
+    if atomic:
+        os.replace(target, path)
+        _fsync(os.path.dirname(path))
+
+
+def _read_json(path):
+    with open(path) as file:
+        return json.load(file)
+
+
+def _scalar_logs(logs):
+    """The scalar entries of Keras `logs` as Python floats (JSON-ready)."""
+    scalars = {}
+    for key, value in (logs or {}).items():
+        try:
+            array = np.asarray(keras.ops.convert_to_numpy(value))
+        except Exception:  # not a number: leave it out of the checkpoint
+            continue
+        if array.size == 1 and np.issubdtype(array.dtype, np.number):
+            scalars[key] = float(array.reshape(()))
+    return scalars
+
+
+def _build_config(model):
+    """``model.get_build_config()`` if it is JSON-ready, else None."""
+    try:
+        config = model.get_build_config()
+        json.dumps(config)
+    except Exception:  # no build config for this model: restoring then needs a built model
+        return None
+    return config
+
+
+def _seed_generators(model):
+    """Every `keras.random.SeedGenerator` of `model` and its sub-layers, in a stable order.
+
+    ``model.save_weights`` does not store them (a SeedGenerator is not a Keras saveable), so a
+    resumed run would redraw the times and noise of its first epochs without them.
+    """
+    generators, seen = [], set()
+    for layer in model._flatten_layers(include_self=True, recursive=True):
+        for generator in getattr(layer, "_seed_generators", ()):
+            if id(generator) not in seen:
+                seen.add(id(generator))
+                generators.append(generator)
+    return generators
+
+
+@keras_indi_export("keras_indi.callbacks.read_checkpoint_state")
+def read_checkpoint_state(path):
+    """Check checkpoint folder `path` and return its ``state.json`` contents.
+
+    Every file the state lists must exist with the recorded size and SHA-256, so a truncated,
+    garbled or missing file raises ``ValueError`` naming that file.
+
+    >>> state = read_checkpoint_state("runs/checkpoints/epoch-0003")  # doctest: +SKIP
+    >>> state["epoch"], state["step"], state["logs"]["loss"]  # doctest: +SKIP
+    (3, 96, 0.0412)
+    """
+    path = os.fspath(path)
+    state_path = os.path.join(path, _STATE)
+    if not os.path.isfile(state_path):
+        raise ValueError(f"Checkpoint {path} is incomplete: {state_path} is missing.")
+    try:
+        state = _read_json(state_path)
+    except (OSError, ValueError) as error:
+        raise ValueError(f"Checkpoint file {state_path} is unreadable or corrupted ({error}).") from error
+    files = state.get("files") if isinstance(state, dict) else None
+    if state.get("format") != _FORMAT or not isinstance(files, dict) or not {_WEIGHTS, _SEEDS} <= set(files):
+        raise ValueError(f"{state_path} is not a keras-indi TrainingCheckpoint state (format {_FORMAT}).")
+    for name, expected in sorted(files.items()):
+        file_path = os.path.join(path, name)
+        if not os.path.isfile(file_path):
+            raise ValueError(f"Checkpoint file {file_path} is missing.")
+        size = os.path.getsize(file_path)
+        if size != expected.get("size"):
+            raise ValueError(
+                f"Checkpoint file {file_path} is truncated or corrupted: {size} bytes where "
+                f"{expected.get('size')} were written."
+            )
+        if _sha256(file_path) != expected.get("sha256"):
+            raise ValueError(
+                f"Checkpoint file {file_path} is corrupted: its SHA-256 differs from the one "
+                f"recorded in {_STATE} when it was written."
+            )
+    return state
+
+
+@keras_indi_export("keras_indi.callbacks.load_checkpoint")
+def load_checkpoint(model, path):
+    """Load checkpoint folder `path` into `model` (built, ideally compiled); return its state.
+
+    Restores the weights, the optimizer variables (slots, EMA averages, iteration count) and
+    every seed generator state. Raises ``ValueError`` if the checkpoint is invalid or was
+    written by a different model.
+
+    >>> state = load_checkpoint(model, "runs/checkpoints/epoch-0003")  # doctest: +SKIP
+    """
+    path = os.fspath(path)
+    return _load(model, path, read_checkpoint_state(path))
+
+
+def _load(model, path, state):
+    if not model.built and state.get("build_config"):
+        # On TensorFlow, fit() builds the model only when it traces the first step, after
+        # on_train_begin: build it as `keras.saving.load_model` would, from the saved config.
+        try:
+            model.build_from_config(state["build_config"])
+        except Exception as error:
+            raise ValueError(
+                f"Could not build model {model.name!r} from the build config of {path} ({error}): "
+                "the checkpoint was written by a different model. Build the model before restoring."
+            ) from error
+    if not model.built:
+        raise ValueError(
+            f"Cannot restore {path} into the unbuilt model {model.name!r}: build it first by "
+            "calling it on one batch (e.g. `model(degraded[:1])`)."
+        )
+    optimizer = getattr(model, "optimizer", None)
+    if optimizer is None:
+        warnings.warn(
+            f"Model {model.name!r} is not compiled: restoring the weights of {path} without its "
+            "optimizer state. Compile the model first to resume training exactly.",
+            stacklevel=3,
+        )
+    elif not optimizer.built:
+        optimizer.build(model.trainable_variables)
+    weights_path = os.path.join(path, _WEIGHTS)
+    try:
+        model.load_weights(weights_path)
+    except Exception as error:
+        raise ValueError(
+            f"Could not load {weights_path} into model {model.name!r} ({error}). The checkpoint "
+            "was written by a model or optimizer with a different configuration."
+        ) from error
+    generators = _seed_generators(model)
+    with np.load(os.path.join(path, _SEEDS)) as arrays:
+        states = [arrays[f"state_{index}"] for index in range(len(arrays.files))]
+    if len(states) != len(generators) or any(s.shape != tuple(g.state.shape) for s, g in zip(states, generators)):
+        raise ValueError(
+            f"{os.path.join(path, _SEEDS)} holds {len(states)} seed generator states but model "
+            f"{model.name!r} has {len(generators)} seed generators: the checkpoint was written by "
+            "a different model."
+        )
+    for generator, value in zip(generators, states):
+        generator.state.assign(value.astype(keras.backend.standardize_dtype(generator.state.dtype)))
+    return state
+
+
+@keras_indi_export("keras_indi.callbacks.TrainingCheckpoint")
+class TrainingCheckpoint(keras.callbacks.Callback):
+    """Save the full training state every epoch, atomically, and resume a killed run.
+
+    Each save writes ``directory/epoch-XXXX/`` (XXXX: epochs completed) holding
+
+    * ``model.weights.h5``: ``model.save_weights`` (weights and the optimizer variables:
+      slots, iteration count and the EMA averages of ``use_ema=True`` optimizers); it loads
+      with ``model.load_weights`` too;
+    * ``seed_generators.npz``: the state of every `keras.random.SeedGenerator` of the model
+      (the one that draws InDI's t and noise, dropout's), which ``save_weights`` leaves out;
+    * ``state.json``: epoch, global step (``optimizer.iterations``), the epoch's logs and the
+      size and SHA-256 of each file above.
+
+    A checkpoint is written into a hidden temporary sibling folder and moved into place with
+    ``os.replace``; ``latest.json`` (a pointer for people and tools: newest and best
+    checkpoints) is then replaced atomically. A crash or a kill while saving leaves the earlier
+    checkpoints intact; the unfinished temporary folder is ignored and removed at the next
+    ``fit``. Old checkpoints are deleted to keep the `keep_last` newest and the `keep_best` best
+    by `monitor`. Only this callback's own ``epoch-XXXX`` folders and temporary files are
+    ever deleted. A checkpoint whose loss is NaN/Inf is not written.
+
+    Resuming: with ``resume=True``, ``fit`` starts by loading the newest *valid* checkpoint
+    (sizes and SHA-256 checked; newer damaged ones are skipped with a warning; ``ValueError``
+    if there are checkpoints and none is valid) and continues at the next epoch, so
+    rerunning the same ``model.fit(..., epochs=N, callbacks=[TrainingCheckpoint(d)])`` after a
+    crash trains only the missing epochs. With the same data order (``shuffle=False`` or a
+    seeded pipeline: the data order is not part of the checkpoint) the resumed run matches an
+    uninterrupted one. The model's compile arguments must be the same as in the saved run.
+
+    Args:
+        directory: folder of the checkpoints; created if needed. Use one folder per run.
+        keep_last: how many of the newest checkpoints to keep (int >= 1), or None for all.
+        keep_best: how many of the best checkpoints by `monitor` to keep as well (int >= 0).
+        monitor: the log entry ranking checkpoints for `keep_best`, e.g. ``"val_loss"``
+            (needs ``validation_data``) or ``"loss"``.
+        mode: ``"min"`` or ``"max"``: whether a lower or a higher `monitor` is better.
+        save_freq: ``"epoch"`` (default) or an int N: save every N batches instead, into
+            ``epoch-XXXX-batch-YYYYYY`` (XXXX complete epochs plus YYYYYY batches). Resuming
+            from such a checkpoint replays its epoch from the first batch with the saved
+            weights, so it is not identical to an uninterrupted run.
+        resume: whether ``fit`` restores the newest checkpoint found in `directory`. With
+            ``resume=False`` the directory must hold no checkpoint (``ValueError`` otherwise:
+            a fresh run mixed with stale checkpoints would resume from the wrong one).
+        verbose: 1 prints a line for each restore and save.
+
+    Example:
+
+    >>> import numpy as np, keras
+    >>> from keras_indi import InDIModel
+    >>> from keras_indi.networks import TimeConditionalMLP
+    >>> from keras_indi.datasets.toy import toy_modes_dataset
+    >>> degraded, clean = toy_modes_dataset(64, seed=0)
+    >>> model = InDIModel(TimeConditionalMLP(features=2, hidden_units=(16,)), value_range=None, seed=0)
+    >>> model.compile(optimizer=keras.optimizers.Adam(1e-3, use_ema=True))
+    >>> import tempfile; directory = tempfile.mkdtemp()
+    >>> checkpoint = TrainingCheckpoint(directory, keep_last=2, monitor="loss")
+    >>> history = model.fit(degraded, clean, epochs=3, shuffle=False, callbacks=[checkpoint], verbose=0)
+    >>> sorted(os.listdir(directory))
+    ['epoch-0002', 'epoch-0003', 'latest.json']
+    >>> os.path.basename(TrainingCheckpoint.latest(directory))
+    'epoch-0003'
+    >>> history = model.fit(degraded, clean, epochs=5, shuffle=False, callbacks=[checkpoint], verbose=0)
+    >>> history.epoch  # resumed after epoch 3
+    [3, 4]
+    """
+
+    def __init__(
+        self,
+        directory,
+        keep_last=3,
+        keep_best=1,
+        monitor="val_loss",
+        mode="min",
+        save_freq="epoch",
+        resume=True,
+        verbose=0,
+    ):
+        super().__init__()
+        if not isinstance(directory, (str, os.PathLike)) or not os.fspath(directory):
+            raise ValueError(f"`directory` must be a non-empty path. Received directory={directory!r}.")
+        self.directory = os.fspath(directory)
+        self.keep_last = None if keep_last is None else check_positive_int(keep_last, "keep_last")
+        self.keep_best = check_positive_int(keep_best, "keep_best", minimum=0)
+        if not isinstance(monitor, str) or not monitor:
+            raise ValueError(f"`monitor` must be the name of a log entry. Received monitor={monitor!r}.")
+        self.monitor = monitor
+        self.mode = check_choice(mode, "mode", ("min", "max"))
+        if save_freq != "epoch":
+            save_freq = check_positive_int(save_freq, "save_freq")
+        self.save_freq = save_freq
+        if not isinstance(resume, bool):
+            raise ValueError(f"`resume` must be True or False. Received resume={resume!r}.")
+        self.resume = resume
+        self.verbose = verbose
+        #: The state of the checkpoint the last ``fit`` resumed from (None if it started fresh).
+        self.restored_state = None
+        self._epoch = 0
+        self._saved_batch = 0
+        self._set_initial_epoch = False
+        self._warned_monitor = False
+
+    # -- finding and loading checkpoints ---------------------------------------------------
+    @classmethod
+    def latest(cls, directory):
+        """Path of the newest valid checkpoint in `directory`, or None if it holds none.
+
+        Newer checkpoints that fail validation (truncated, garbled or missing files) are
+        skipped with a warning naming the bad file; unfinished temporary folders are ignored.
+        Raises ``ValueError`` when there are checkpoints but none is valid.
+
+        >>> TrainingCheckpoint.latest("runs/checkpoints")  # doctest: +SKIP
+        'runs/checkpoints/epoch-0012'
+        """
+        found = cls._newest_valid(os.fspath(directory))
+        return None if found is None else found[0]
+
+    @staticmethod
+    def _newest_valid(directory):
+        problems = []
+        for _, name in reversed(_list_checkpoints(directory)):
+            path = os.path.join(directory, name)
+            try:
+                state = read_checkpoint_state(path)
+            except ValueError as error:
+                problems.append(str(error))
+                continue
+            for problem in problems:
+                warnings.warn(f"Skipping an invalid checkpoint: {problem} Falling back to {path}.", stacklevel=3)
+            return path, state
+        if problems:
+            raise ValueError(f"No valid checkpoint in {directory}: " + " ".join(problems))
+        return None
+
+    def restore(self, model=None, checkpoint=None):
+        """Load `checkpoint` (a folder; default the newest valid one) into `model`.
+
+        `model` (default: the model being trained) must be built; compile it first to restore
+        the optimizer state. Returns the checkpoint's state (``epoch``, ``step``, ``logs``...).
+
+        >>> model = make_model()  # doctest: +SKIP
+        >>> model(degraded[:1])  # build it  # doctest: +SKIP
+        >>> TrainingCheckpoint("runs/checkpoints").restore(model)["epoch"]  # doctest: +SKIP
+        12
+        """
+        model = self.model if model is None else model
+        if model is None:
+            raise ValueError("Pass the `model` to restore into (this callback is not attached to one).")
+        if checkpoint is None:
+            found = self._newest_valid(self.directory)
+            if found is None:
+                raise ValueError(f"There is no checkpoint to restore in {self.directory}.")
+            return _load(model, *found)
+        return load_checkpoint(model, checkpoint)
+
+    # -- callback hooks --------------------------------------------------------------------
+    def on_train_begin(self, logs=None):
+        os.makedirs(self.directory, exist_ok=True)
+        self._remove_leftovers()
+        self.restored_state = None
+        if not _list_checkpoints(self.directory):
+            return
+        if not self.resume:
+            raise ValueError(
+                f"{self.directory} already holds checkpoints but resume=False. Use resume=True to "
+                "continue that run, or a new directory for a new run."
+            )
+        state = self.restore(self.model)
+        self.restored_state = state
+        # As keras.callbacks.BackupAndRestore: fit() starts at `_initial_epoch` when it is set.
+        self.model._initial_epoch = state["epoch"]
+        self._set_initial_epoch = True
+        if self.verbose:
+            print(f"TrainingCheckpoint: resumed from {state['name']} (epoch {state['epoch']}, step {state['step']}).")
+
+    def on_train_end(self, logs=None):
+        if self._set_initial_epoch:
+            # Keras never resets it: a later fit() of this model without us must start at 0.
+            self.model._initial_epoch = None
+            self._set_initial_epoch = False
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch
+        self._saved_batch = 0
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.save_freq != "epoch" and batch + 1 - self._saved_batch >= self.save_freq:
+            self._saved_batch = batch + 1
+            self.save(self._epoch, batch + 1, logs)
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.save_freq == "epoch":
+            self.save(epoch + 1, 0, logs)
+
+    # -- saving ----------------------------------------------------------------------------
+    def save(self, epoch, batch=0, logs=None):
+        """Write the checkpoint of `epoch` complete epochs (plus `batch` batches) atomically,
+        update ``latest.json`` and delete the checkpoints no longer kept. Returns its path,
+        or None when the loss is NaN/Inf (nothing is written then)."""
+        model = self.model  # on JAX, this brings the training state back into the variables
+        logs = _scalar_logs(logs)
+        if not all(math.isfinite(logs[key]) for key in ("loss", self.monitor) if key in logs):
+            warnings.warn(
+                f"TrainingCheckpoint: not saving {_checkpoint_name(epoch, batch)}: the loss is not "
+                f"finite ({logs}). The previous checkpoints are kept.",
+                stacklevel=2,
+            )
+            return None
+        name = _checkpoint_name(epoch, batch)
+        optimizer = getattr(model, "optimizer", None)
+        monitor_value = logs.get(self.monitor)
+        if monitor_value is None and self.keep_best and not self._warned_monitor:
+            self._warned_monitor = True
+            warnings.warn(
+                f"TrainingCheckpoint: `{self.monitor}` is not in the logs (available: "
+                f"{sorted(logs)}), so keep_best={self.keep_best} keeps nothing extra. Pass "
+                "validation_data to fit() or another `monitor`, e.g. monitor='loss'.",
+                stacklevel=2,
+            )
+        state = {
+            "format": _FORMAT,
+            "name": name,
+            "epoch": int(epoch),
+            "batch": int(batch),
+            "step": None if optimizer is None else int(keras.ops.convert_to_numpy(optimizer.iterations)),
+            "logs": logs,
+            "monitor": self.monitor,
+            "monitor_value": monitor_value,
+            "backend": keras.backend.backend(),
+            "keras_version": keras.__version__,
+            "time": time.time(),
+        }
+        os.makedirs(self.directory, exist_ok=True)
+        final = os.path.join(self.directory, name)
+        temporary = os.path.join(self.directory, f".tmp-{name}-{uuid.uuid4().hex[:8]}")
+        os.makedirs(temporary)
+        try:
+            self._write(model, temporary, state)
+            if os.path.exists(final):  # e.g. a damaged one that a resume skipped
+                stale = os.path.join(self.directory, f".old-{name}-{uuid.uuid4().hex[:8]}")
+                os.replace(final, stale)
+                os.replace(temporary, final)
+                shutil.rmtree(stale, ignore_errors=True)
+            else:
+                os.replace(temporary, final)
+        except BaseException:
+            shutil.rmtree(temporary, ignore_errors=True)
+            raise
+        _fsync(self.directory)
+        self._rotate(name)
+        if self.verbose:
+            print(f"TrainingCheckpoint: saved {final}.")
+        return final
+
+    @staticmethod
+    def _write(model, folder, state):
+        model.save_weights(os.path.join(folder, _WEIGHTS))
+        generators = _seed_generators(model)
+        np.savez(
+            os.path.join(folder, _SEEDS),
+            **{f"state_{i}": keras.ops.convert_to_numpy(g.state) for i, g in enumerate(generators)},
+        )
+        files = {}
+        for file_name in (_WEIGHTS, _SEEDS):
+            file_path = os.path.join(folder, file_name)
+            _fsync(file_path)
+            files[file_name] = {"size": os.path.getsize(file_path), "sha256": _sha256(file_path)}
+        state = dict(
+            state, files=files, seed_generators=[g.state.path for g in generators], build_config=_build_config(model)
+        )
+        _write_json(os.path.join(folder, _STATE), state)
+        _fsync(folder)
+
+    def _rotate(self, newest):
+        checkpoints = [name for _, name in _list_checkpoints(self.directory)]
+        kept = set(checkpoints if self.keep_last is None else checkpoints[-self.keep_last :])
+        kept.add(newest)
+        scored = []
+        for name in checkpoints:
+            try:
+                value = _read_json(os.path.join(self.directory, name, _STATE)).get("monitor_value")
+            except (OSError, ValueError, AttributeError):
+                continue
+            if isinstance(value, (int, float)) and math.isfinite(value):
+                scored.append((value if self.mode == "min" else -value, name))
+        best = [name for _, name in sorted(scored, key=lambda item: item[0])[: self.keep_best]]
+        kept.update(best)
+        pointer = {
+            "latest": newest,
+            "best": best,
+            "monitor": self.monitor,
+            "mode": self.mode,
+            "checkpoints": [name for name in checkpoints if name in kept],
+        }
+        _write_json(os.path.join(self.directory, _LATEST), pointer, atomic=True)
+        for name in checkpoints:
+            if name not in kept:
+                shutil.rmtree(os.path.join(self.directory, name), ignore_errors=True)
+
+    def _remove_leftovers(self):
+        for name in os.listdir(self.directory):
+            if not _LEFTOVER_NAME.match(name):
+                continue
+            path = os.path.join(self.directory, name)
+            if name.startswith(".tmp-"):
+                warnings.warn(
+                    f"TrainingCheckpoint: removing {path}, a checkpoint whose save was interrupted.",
+                    stacklevel=3,
+                )
+            if os.path.isdir(path):
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                os.remove(path)
+
+
+@keras_indi_export("keras_indi.callbacks.NonFiniteLossGuard")
+class NonFiniteLossGuard(keras.callbacks.Callback):
+    """Stop training at the first NaN/Inf loss, saying where and what usually causes it.
+
+    Checks the `monitor` log entry after every batch. On a non-finite value it sets
+    ``model.stop_training``, keeps the explanation in `message` and where it happened in
+    `stopped_at` (``epoch``, ``batch``, ``step``, ``loss``), and prints the message to stderr
+    or, with ``raise_error=True``, raises ``FloatingPointError`` with it. With a
+    `TrainingCheckpoint` in the same ``fit``, no checkpoint of the broken epoch is written, so
+    the last good state stays the one a rerun resumes from.
+
+    Args:
+        monitor: the log entry to check (default ``"loss"``).
+        raise_error: raise ``FloatingPointError`` instead of stopping quietly after printing.
+
+    Example:
+
+    >>> guard = NonFiniteLossGuard()  # doctest: +SKIP
+    >>> model.fit(degraded, clean, epochs=10, callbacks=[guard])  # doctest: +SKIP
+    >>> guard.stopped_at  # doctest: +SKIP
+    {'epoch': 3, 'batch': 17, 'step': 65, 'loss': nan}
+    """
+
+    def __init__(self, monitor="loss", raise_error=False):
+        super().__init__()
+        if not isinstance(monitor, str) or not monitor:
+            raise ValueError(f"`monitor` must be the name of a log entry. Received monitor={monitor!r}.")
+        if not isinstance(raise_error, bool):
+            raise ValueError(f"`raise_error` must be True or False. Received raise_error={raise_error!r}.")
+        self.monitor = monitor
+        self.raise_error = raise_error
+        self.message = None
+        self.stopped_at = None
+        self._epoch = 0
+
+    def on_train_begin(self, logs=None):
+        self.message = None
+        self.stopped_at = None
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        value = _scalar_logs({self.monitor: (logs or {}).get(self.monitor)}).get(self.monitor)
+        if value is None or math.isfinite(value):
+            return
+        model = self.model
+        optimizer = getattr(model, "optimizer", None)
+        step = None if optimizer is None else int(keras.ops.convert_to_numpy(optimizer.iterations))
+        self.stopped_at = {"epoch": self._epoch + 1, "batch": batch, "step": step, "loss": value}
+        self.message = self._explain(model, optimizer, value, batch, step)
+        model.stop_training = True
+        if self.raise_error:
+            raise FloatingPointError(self.message)
+        print(self.message, file=sys.stderr, flush=True)
+
+    def _explain(self, model, optimizer, value, batch, step):
+        learning_rate = "unknown"
+        if optimizer is not None:
+            try:
+                learning_rate = f"{float(keras.ops.convert_to_numpy(optimizer.learning_rate)):.3g}"
+            except Exception:  # a schedule object or a LossScaleOptimizer without it
+                learning_rate = type(optimizer.learning_rate).__name__
+        policies = sorted({layer.dtype_policy.name for layer in model._flatten_layers()})
+        float16 = any("float16" in p and "bfloat16" not in p for p in policies)
+        loss_scaled = isinstance(optimizer, keras.optimizers.LossScaleOptimizer)
+        float16_note = (
+            " This model computes in float16 WITHOUT loss scaling: the most likely cause."
+            if float16 and not loss_scaled
+            else f" (dtype policies here: {', '.join(policies)}; loss scaling: {'on' if loss_scaled else 'off'}.)"
+        )
+        return (
+            f"NonFiniteLossGuard: `{self.monitor}` became {value} at epoch {self._epoch + 1}, batch "
+            f"{batch} (optimizer step {step}); training stopped. Likely causes:\n"
+            f"  1. Learning rate too high (currently {learning_rate}): lower it (e.g. 10x), add "
+            "warmup, or clip gradients (`clipnorm=1.0` on the optimizer).\n"
+            "  2. Data outside [-1, 1] or containing NaN/Inf: check a batch of inputs and targets "
+            "with `keras_indi.utils.validation.check_finite_and_range(batch, 'batch', (-1.0, 1.0))`. "
+            "InDIModel.fit checks NumPy arrays only, not tf.data, generators or PyDatasets.\n"
+            "  3. float16 without loss scaling: under 'mixed_float16' compile with a "
+            "`keras.optimizers.LossScaleOptimizer` or use 'mixed_bfloat16'." + float16_note + "\n"
+            "Resume from the last good state with `keras_indi.callbacks.TrainingCheckpoint`."
+        )
