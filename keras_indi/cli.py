@@ -533,12 +533,13 @@ _RESUMABLE_CHANGES = ("epochs",)
 
 
 def _backup_epoch(output):
-    """Epochs completed according to Keras' BackupAndRestore metadata (0 if none)."""
-    path = output / "backup" / "training_metadata.json"
+    """Epochs completed according to the run's last valid training checkpoint (0 if none)."""
+    from keras_indi.callbacks import TrainingCheckpoint, read_checkpoint_state
+
     try:
-        with open(path) as file:
-            return int(json.load(file).get("epoch", 0))
-    except (OSError, ValueError, TypeError):
+        latest = TrainingCheckpoint.latest(str(output / "backup"))
+        return 0 if latest is None else int(read_checkpoint_state(latest)["epoch"])
+    except (OSError, ValueError, TypeError, KeyError):
         return 0
 
 
@@ -651,6 +652,7 @@ def _run_train(arguments, parser):
     from keras_indi.models.indi_model import InDIModel
     from keras_indi.networks.unet import TimeConditionalUNet
     from keras_indi.quickstart import model_value_range
+    from keras_indi.callbacks import NonFiniteLossGuard, TrainingCheckpoint
     from keras_indi.schedules import BrownianNoise, ConstantNoise
 
     with open(output / "config.json", "w") as file:
@@ -686,7 +688,7 @@ def _run_train(arguments, parser):
     )
     model.compile(optimizer=keras.optimizers.Adam(arguments.learning_rate))
     size = arguments.image_size
-    model(keras.ops.zeros((1, size, size, arguments.channels)))  # BackupAndRestore needs a built model
+    model(keras.ops.zeros((1, size, size, arguments.channels)))  # build before restoring a checkpoint
     model.optimizer.build(model.trainable_variables)  # else TensorFlow traces the first step twice
 
     done = _backup_epoch(output)
@@ -695,9 +697,13 @@ def _run_train(arguments, parser):
     history_path = output / "history.csv"
     previous = _read_history(history_path)
     best = [v for v in previous.get("val_loss", []) if v is not None and math.isfinite(v)]
+    guard = NonFiniteLossGuard()
     callbacks = [
         keras.callbacks.ModelCheckpoint(str(output / "checkpoints" / "last.keras")),
-        keras.callbacks.BackupAndRestore(str(output / "backup"), delete_checkpoint=False),
+        # The full training state (weights, optimizer and its EMA, the seed generators that draw
+        # t and the noise), written atomically: a resumed run continues the same loss curve.
+        TrainingCheckpoint(str(output / "backup"), keep_last=2, keep_best=0, monitor="loss"),
+        guard,
         keras.callbacks.CSVLogger(str(history_path), append=True),
     ]
     if validation is not None:
@@ -723,7 +729,18 @@ def _run_train(arguments, parser):
             f"writing to {output}."
         )
     start = time.time()
-    model.fit(train, validation_data=validation, epochs=arguments.epochs, callbacks=callbacks, verbose=verbose)
+    # shuffle=False: the pipeline already draws a new seeded order every epoch; Keras' own
+    # shuffle would use the global NumPy state, which a resumed process does not share.
+    model.fit(
+        train, validation_data=validation, epochs=arguments.epochs, callbacks=callbacks, verbose=verbose, shuffle=False
+    )
+    if guard.stopped_at is not None:
+        # Do not write a broken model.keras; the last good epoch stays resumable.
+        raise UsageError(
+            f"training stopped: the loss became {guard.stopped_at['loss']} in epoch {guard.stopped_at['epoch']} "
+            f"(see the causes above). Fix the cause (e.g. a lower --learning-rate), then run the same "
+            f"command with --resume to continue from the last good epoch, or --overwrite to start over."
+        )
     model.save(str(output / "model.keras"))
     history = _read_history(history_path)
     with open(output / "history.json", "w") as file:

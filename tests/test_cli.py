@@ -96,6 +96,20 @@ def test_train_interrupted_then_resumed(run):
     assert model.value_range is None  # denoised inputs leave [-1, 1]
 
 
+def test_resumed_run_ends_at_the_weights_of_an_uninterrupted_run(run, tmp_path):
+    """Seed-generator, optimizer and data state all resume: the same final weights."""
+    folder, _, _ = run
+    straight = tmp_path / "straight"
+    assert main(["train", *TINY, "--epochs", "2", "--output", str(straight)]) == 0
+    resumed = cli.load_indi_model(folder / "model.keras")
+    uninterrupted = cli.load_indi_model(straight / "model.keras")
+    for a, b in zip(resumed.get_weights(), uninterrupted.get_weights()):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    assert json.loads((folder / "history.json").read_text())["loss"] == pytest.approx(
+        json.loads((straight / "history.json").read_text())["loss"], rel=1e-5
+    )
+
+
 def test_train_refuses_other_settings_and_non_run_folders(run, tmp_path, capsys):
     folder, _, _ = run
     error = fails(["train", *TINY, "--epochs", "3", "--loss", "l2", "--output", str(folder), "--resume"], capsys)
