@@ -10,6 +10,7 @@ Works on the TensorFlow, JAX and torch backends; TensorFlow is optional at impor
 from keras_indi import backend, callbacks, layers, networks, schedules
 from keras_indi import datasets, degradations, evaluation, metrics
 from keras_indi.evaluation import TradeoffResult, evaluate_tradeoff
+from keras_indi.models.ddpm import ConditionalDDPM, DDPMSchedule
 from keras_indi.models.indi_model import InDIModel
-from keras_indi.samplers import InDISampler, SamplerOutput, SamplerStep, indi_step, make_time_grid
+from keras_indi.samplers import DDPMSampler, InDISampler, SamplerOutput, SamplerStep, indi_step, make_time_grid
 from keras_indi.version import __version__

@@ -1,5 +1,6 @@
 """Samplers: iterative restoration with a trained network."""
 
+from keras_indi.samplers.ddpm_sampler import DDPMSampler
 from keras_indi.samplers.indi_sampler import (
     InDISampler,
     SamplerOutput,
