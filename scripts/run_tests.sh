@@ -2,7 +2,7 @@
 # Run the test suite once per installed Keras backend, then execute the tutorials.
 #
 #   bash scripts/run_tests.sh            # fast mode (KERAS_INDI_FAST=1, as in CI)
-#   KERAS_INDI_FAST=0 bash scripts/run_tests.sh   # also the slow checks
+#   KERAS_INDI_FAST=0 bash scripts/run_tests.sh   # also the slow checks (notebooks stay in fast mode)
 #
 # Backend-agnostic tests (NumPy-only code) run in the TensorFlow pass only.
 set -uo pipefail
@@ -25,12 +25,15 @@ run() {
 
 for backend in tensorflow jax torch; do
     if have "$backend"; then
-        run env KERAS_BACKEND="$backend" "$python" -m pytest -q -p no:cacheprovider tests
+        run env KERAS_BACKEND="$backend" "$python" -m pytest -q -p no:cacheprovider --durations=10 tests
     else
         echo "=== $backend is not installed: skipping its pass"
     fi
 done
 if have nbmake && have jax; then
-    run env KERAS_BACKEND=jax "$python" -m pytest -q -p no:cacheprovider --nbmake --nbmake-timeout=600 tutorials
+    # Notebooks always run in their fast CPU mode here (full mode is sized for a GPU);
+    # KERAS_INDI_NOTEBOOK_FAST=0 runs them in full mode.
+    run env KERAS_BACKEND=jax KERAS_INDI_FAST="${KERAS_INDI_NOTEBOOK_FAST:-1}" "$python" -m pytest -q -p no:cacheprovider \
+        --nbmake --nbmake-timeout=900 --durations=0 tutorials
 fi
 exit $status

@@ -65,7 +65,7 @@ def test_toy_quickstart(tmp_path, capsys):
 @pytest.mark.backend_agnostic
 def test_presets_and_overrides():
     cpu = resolve_settings("jpeg", "cpu")
-    assert cpu["widths"] == (32, 64) and 32 <= cpu["image_size"] <= 48
+    assert cpu["widths"] == (16, 32) and 32 <= cpu["image_size"] <= 48
     assert 200 <= cpu["epochs"] * cpu["steps_per_epoch"] <= 600  # "a few hundred steps"
     gpu = resolve_settings("jpeg", "gpu")
     assert gpu["image_size"] > cpu["image_size"] and len(gpu["widths"]) > len(cpu["widths"])
