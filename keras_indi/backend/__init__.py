@@ -3,5 +3,5 @@
 Everything else is written with `keras.ops` and `keras.random`.
 """
 
-from keras_indi.backend.compile import compile_sampler_function
+from keras_indi.backend.compile import compile_sampler_function, match_static_shape
 from keras_indi.backend.random import step_noise

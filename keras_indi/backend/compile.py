@@ -59,3 +59,18 @@ def compile_sampler_function(network, function):
         return run
 
     return lambda *arrays: function(network_fn, *arrays)
+
+
+def match_static_shape(value, reference):
+    """`value` with the static shape of `reference` (same shape at run time).
+
+    TensorFlow only: ``tf.function(reduce_retracing=True)`` traces with partly unknown shapes
+    (e.g. ``(None, 512, None, 3)`` after images of one height and several widths), and a
+    network may lose a known dimension on the way (padding, cropping); ``tf.while_loop``
+    then refuses a loop variable whose shape became less specific. Elsewhere: `value`.
+    """
+    if keras.backend.backend() != "tensorflow":
+        return value
+    import tensorflow as tf
+
+    return tf.ensure_shape(value, reference.shape)

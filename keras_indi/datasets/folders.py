@@ -23,9 +23,9 @@ def _header_size(path):
     try:
         with Image.open(path) as image:
             width, height = image.size
-    except (UnidentifiedImageError, OSError, SyntaxError) as error:
+    except (UnidentifiedImageError, OSError, SyntaxError, Image.DecompressionBombError) as error:
         raise ValueError(
-            f"Could not read image file {str(path)!r} (corrupt or not an image: {error}). "
+            f"Could not read image file {str(path)!r} (corrupt, too large or not an image: {error}). "
             "Remove or replace this file."
         ) from error
     return height, width

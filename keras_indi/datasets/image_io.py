@@ -147,9 +147,9 @@ def load_image(path, channels=3):
                 )
     except ValueError:
         raise
-    except (UnidentifiedImageError, OSError, SyntaxError) as error:
+    except (UnidentifiedImageError, OSError, SyntaxError, Image.DecompressionBombError, MemoryError) as error:
         raise ValueError(
-            f"Could not read image file {path!r} (corrupt, truncated or not an image: {error}). "
+            f"Could not read image file {path!r} (corrupt, truncated, too large or not an image: {error}). "
             "Remove or replace this file."
         ) from error
     return to_model_image(array, channels=channels, what=f"Image file {path!r}")

@@ -21,6 +21,7 @@ import numbers
 import numpy as np
 
 from keras_indi.api_export import keras_indi_export
+from keras_indi.utils.validation import check_finite_and_range
 
 
 @keras_indi_export("keras_indi.degradations.Degradation")
@@ -139,6 +140,10 @@ class Degradation:
         batch = clean[None] if single else clean
         if 0 in batch.shape[1:]:
             raise ValueError(f"{type(self).__name__} received an empty image of shape {clean.shape}.")
+        check_finite_and_range(
+            batch, f"{type(self).__name__} input `clean`", (-1.0, 1.0),
+            disable_hint="Degradations take images in [-1, 1].",
+        )
         return batch.astype("float32", copy=False), single
 
     def _check_layer_support(self):

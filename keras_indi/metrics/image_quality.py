@@ -79,6 +79,23 @@ def _resolve_value_range(value_range, data_range):
     return (low, high)
 
 
+def _check_span(images, name, data_range):
+    """Refuse concrete values spread over far more than `data_range` (e.g. [0, 255] images
+    with the default data_range=2): the metric would be silently wrong."""
+    if not is_concrete(images):
+        return
+    array = ops.convert_to_numpy(images) if not isinstance(images, np.ndarray) else images
+    minimum, maximum = float(array.min()), float(array.max())
+    if maximum - minimum > 10.0 * data_range:
+        hint = " They look like [0, 255] images: pass data_range=255.0 (or convert them with x / 127.5 - 1)." if (
+            minimum >= 0.0 and maximum <= 255.0 + 1e-3
+        ) else ""
+        raise ValueError(
+            f"`{name}` has values in [{minimum:.4g}, {maximum:.4g}], far wider than "
+            f"data_range={data_range}.{hint} `data_range` must be the width of the images' value range."
+        )
+
+
 def _validate_pair(reference, estimate, crop_border, y_channel, data_range, value_range, name):
     """Check the inputs (shapes, dtype, NaN on concrete values) and the options.
 
@@ -102,6 +119,8 @@ def _validate_pair(reference, estimate, crop_border, y_channel, data_range, valu
     crop_border = _check_crop_border(crop_border)
     check_finite_and_range(reference, "reference")
     check_finite_and_range(estimate, "estimate")
+    _check_span(reference, "reference", data_range)
+    _check_span(estimate, "estimate", data_range)
     height, width, channels = shape_ref[-3:]
     if crop_border:
         for size, axis_name in ((height, "height"), (width, "width")):

@@ -14,11 +14,12 @@ import numpy as np
 from keras import ops
 
 from keras_indi.api_export import keras_indi_export
-from keras_indi.models.indi_model import _LOSSES, InDIModel
+from keras_indi.models.indi_model import _LOSSES, InDIModel, replica_batch
 from keras_indi.utils.validation import (
     check_choice,
     check_finite_and_range,
     check_float_array,
+    check_network_input,
     check_number,
     check_positive_int,
 )
@@ -319,9 +320,10 @@ class ConditionalDDPM(keras.Model):
     def objective(self, clean, degraded, training=False):
         """Draw n and eps, build x_n; return ``{"prediction", "target"}`` (float32)."""
         clean = ops.cast(clean, "float32")
-        batch_size = ops.shape(clean)[0]
-        steps = keras.random.randint((batch_size,), 0, self.num_timesteps, dtype="int32", seed=self.seed_generator)
-        noise = keras.random.normal(ops.shape(clean), dtype="float32", seed=self.seed_generator)
+        draw_size, take = replica_batch(ops.shape(clean)[0])  # multi-replica TF: see replica_batch
+        steps = take(keras.random.randint((draw_size,), 0, self.num_timesteps, dtype="int32", seed=self.seed_generator))
+        shape = (draw_size,) + tuple(ops.shape(clean)[1:])
+        noise = take(keras.random.normal(shape, dtype="float32", seed=self.seed_generator))
         sample = self.forward_process(clean, steps, noise)
         inputs = [self.network_input(sample, degraded), self.step_time(steps)]
         prediction = check_prediction_channels(ops.cast(self.network(inputs, training=training), "float32"), clean)
@@ -407,6 +409,7 @@ class ConditionalDDPM(keras.Model):
                 if isinstance(array, np.ndarray):
                     check_float_array(array, f"{where} {label}", min_rank=2)
                     check_finite_and_range(array, f"{where} {label}", self.value_range)
+                    check_network_input(self.network, array.shape, f"{where} {label}", inputs_per_call=2)
             if isinstance(degraded, np.ndarray) and isinstance(clean, np.ndarray) and degraded.shape != clean.shape:
                 raise ValueError(
                     f"{where} degraded inputs and clean targets must have the same shape (the "

@@ -7,9 +7,37 @@ from keras import ops
 from keras_indi.api_export import keras_indi_export
 from keras_indi.layers.forward_process import interpolate
 from keras_indi.schedules import get_noise_schedule, get_time_distribution
-from keras_indi.utils.validation import check_choice, check_finite_and_range, check_float_array
+from keras_indi.utils.validation import (
+    check_choice,
+    check_finite_and_range,
+    check_float_array,
+    check_network_input,
+)
 
 _LOSSES = {"l1": keras.losses.MeanAbsoluteError, "l2": keras.losses.MeanSquaredError}
+
+
+def replica_batch(batch_size):
+    """``(draw_size, take)`` for the random draws of a training step of `batch_size` rows.
+
+    Under a ``tf.distribute`` strategy with several replicas (e.g. ``MirroredStrategy``), each
+    replica runs the step on its own slice of the global batch with a mirrored copy of the
+    seed generator, so per-replica draws would repeat the same t and noise on every replica.
+    There, every replica draws for the whole global batch (``draw_size``) and ``take`` keeps
+    its own rows: training then matches single-device training on the same global batch.
+    Elsewhere (one device, JAX ``DataParallel`` whose steps see the global batch, torch) it
+    is ``(batch_size, identity)``.
+    """
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        context = tf.distribute.get_replica_context()
+        if context is not None and context.num_replicas_in_sync > 1:
+            sizes = context.all_gather(tf.reshape(tf.cast(batch_size, "int32"), (1,)), axis=0)
+            before = tf.range(context.num_replicas_in_sync) < context.replica_id_in_sync_group
+            offset = tf.reduce_sum(tf.where(before, sizes, 0))
+            return tf.reduce_sum(sizes), lambda draw: draw[offset : offset + batch_size]
+    return batch_size, lambda draw: draw
 
 
 @keras_indi_export("keras_indi.InDIModel")
@@ -159,11 +187,12 @@ class InDIModel(keras.Model):
         if degraded is None:
             degraded = self.degrade(clean, training=training)
         degraded = ops.cast(degraded, "float32")
-        batch_size = ops.shape(clean)[0]
-        t = self.sample_time(batch_size)
+        draw_size, take = replica_batch(ops.shape(clean)[0])
+        t = take(self.sample_time(draw_size))
         noise = None
         if not self.noise_schedule.is_zero:
-            noise = keras.random.normal(ops.shape(clean), dtype="float32", seed=self.seed_generator)
+            shape = (draw_size,) + tuple(ops.shape(clean)[1:])
+            noise = take(keras.random.normal(shape, dtype="float32", seed=self.seed_generator))
         x_t = self.forward_process(clean, degraded, t, noise)
         return ops.cast(self.network([x_t, t], training=training), "float32")
 
@@ -248,9 +277,11 @@ class InDIModel(keras.Model):
         if isinstance(x, np.ndarray):
             check_float_array(x, f"{where} degraded inputs (x)", min_rank=2)
             check_finite_and_range(x, f"{where} degraded inputs (x)", self.value_range)
+            check_network_input(self.network, x.shape, f"{where} degraded inputs (x)")
         if isinstance(y, np.ndarray):
             check_float_array(y, f"{where} clean targets (y)", min_rank=2)
             check_finite_and_range(y, f"{where} clean targets (y)", self.value_range)
+            check_network_input(self.network, y.shape, f"{where} clean targets (y)")
         if isinstance(x, np.ndarray) and isinstance(y, np.ndarray) and x.shape != y.shape:
             raise ValueError(
                 f"{where} degraded inputs and clean targets must have the same shape (InDI "

@@ -7,7 +7,7 @@ import numpy as np
 from keras import ops
 
 from keras_indi.api_export import keras_indi_export
-from keras_indi.backend import compile_sampler_function, step_noise
+from keras_indi.backend import compile_sampler_function, match_static_shape, step_noise
 from keras_indi.models.ddpm import (
     _PREDICTIONS,
     check_prediction_channels,
@@ -20,6 +20,7 @@ from keras_indi.utils.validation import (
     check_choice,
     check_finite_and_range,
     check_float_array,
+    check_network_input,
     check_number,
     check_positive_int,
 )
@@ -82,6 +83,7 @@ class DDPMSampler:
         t_vector = ops.broadcast_to(ops.reshape(ops.cast(t, "float32"), (1,)), (batch,))
         network_input = ops.concatenate([sample, degraded], axis=-1)
         output = check_prediction_channels(ops.cast(network_fn(network_input, t_vector), "float32"), sample)
+        output = match_static_shape(output, sample)
         clip_range = self.value_range if clip else None
         eps, clean_estimate = split_prediction(output, sample, alpha_bar, self.prediction, clip_range)
         noise = step_noise(ops.shape(sample), seed, step) if eta is not None else None
@@ -152,6 +154,7 @@ class DDPMSampler:
         """
         shape = check_float_array(degraded, "degraded", min_rank=2)
         check_finite_and_range(degraded, "degraded", self.value_range)
+        check_network_input(self.network, shape, "degraded", inputs_per_call=2)
         method = check_choice(method, "method", _METHODS)
         if eta is None:
             eta = 1.0 if method == "ddpm" else 0.0

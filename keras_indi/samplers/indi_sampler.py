@@ -9,11 +9,12 @@ import numpy as np
 from keras import ops
 
 from keras_indi.api_export import keras_indi_export
-from keras_indi.backend import compile_sampler_function, step_noise
+from keras_indi.backend import compile_sampler_function, match_static_shape, step_noise
 from keras_indi.schedules import get_noise_schedule
 from keras_indi.utils.validation import (
     check_finite_and_range,
     check_float_array,
+    check_network_input,
     check_number,
     check_positive_int,
 )
@@ -193,7 +194,7 @@ class InDISampler:
     def _step(self, network_fn, sample, t, t_next, seed, step, stochastic):
         batch = ops.shape(sample)[0]
         t_vector = ops.broadcast_to(ops.reshape(ops.cast(t, "float32"), (1,)), (batch,))
-        clean_estimate = ops.cast(network_fn(sample, t_vector), "float32")
+        clean_estimate = match_static_shape(ops.cast(network_fn(sample, t_vector), "float32"), sample)
         noise, noise_std = None, 0.0
         if stochastic and not self.noise_schedule.is_constant:
             noise_std = self.noise_schedule.transition_std(t, t_next)
@@ -274,6 +275,7 @@ class InDISampler:
         if shape[0] == 0:
             raise ValueError("`degraded` is empty (batch size 0).")
         check_finite_and_range(degraded, "degraded", self.value_range)
+        check_network_input(self.network, shape, "degraded")
         if time_grid is not None:
             grid = validate_time_grid(time_grid)
         else:

@@ -41,7 +41,7 @@ from keras_indi.samplers.indi_sampler import (
     validate_time_grid,
 )
 from keras_indi.schedules import get_noise_schedule
-from keras_indi.utils.validation import check_finite_and_range, check_positive_int
+from keras_indi.utils.validation import check_finite_and_range, check_network_input, check_positive_int
 
 MODES = ("per_step", "per_tile")
 _RESTORE_KWARGS = ("num_steps", "time_grid", "spacing", "t_start", "seed", "stochastic", "add_input_noise", "progress_bar")
@@ -289,6 +289,7 @@ def restore_tiled(
     if not callable(network):
         raise ValueError(f"`model` must be an InDIModel or a network. Received {model!r}.")
     check_finite_and_range(images, "image", getattr(model, "value_range", None))
+    check_network_input(network, images.shape, "image")
     schedule = get_noise_schedule(
         noise_schedule if noise_schedule is not None else getattr(model, "noise_schedule", None)
     )

@@ -47,7 +47,10 @@ def check_float_array(value, name, min_rank=None, max_rank=None, rank=None):
         raise ValueError(f"`{name}` must have rank >= {min_rank}. Received shape {shape}.")
     if max_rank is not None and len(shape) > max_rank:
         raise ValueError(f"`{name}` must have rank <= {max_rank}. Received shape {shape}.")
-    dtype = keras.backend.standardize_dtype(value.dtype)
+    try:
+        dtype = keras.backend.standardize_dtype(value.dtype)
+    except (ValueError, TypeError):  # object, string, structured dtypes
+        dtype = str(value.dtype)
     if "float" not in dtype:
         hint = ""
         if dtype in ("uint8", "int32", "int64", "uint16"):
@@ -56,7 +59,10 @@ def check_float_array(value, name, min_rank=None, max_rank=None, rank=None):
     return shape
 
 
-def check_finite_and_range(value, name, value_range=None, tolerance=0.05):
+def check_finite_and_range(
+    value, name, value_range=None, tolerance=0.05,
+    disable_hint="Pass `value_range=None` to the model to disable this check.",
+):
     """Raise if a concrete array has NaN/Inf or values clearly outside `value_range`."""
     if not is_concrete(value):
         return
@@ -85,7 +91,7 @@ def check_finite_and_range(value, name, value_range=None, tolerance=0.05):
                 hint = " The values look like [0, 1] images: convert with `2 * x - 1` for [-1, 1]."
             raise ValueError(
                 f"`{name}` has values in [{minimum:.4g}, {maximum:.4g}] but the model expects "
-                f"[{low}, {high}].{hint} Pass `value_range=None` to the model to disable this check."
+                f"[{low}, {high}].{hint} {disable_hint}".rstrip()
             )
 
 
@@ -111,3 +117,33 @@ def check_choice(value, name, choices):
     if value not in choices:
         raise ValueError(f"`{name}` must be one of {sorted(choices)}. Received {name}={value!r}.")
     return value
+
+
+def check_network_input(network, shape, name, inputs_per_call=1):
+    """Check the rank and channels of `shape` against a keras-indi network's declared input.
+
+    `TimeConditionalUNet` takes ``(batch, height, width, in_channels)`` images and
+    `TimeConditionalMLP` ``(batch, features)`` vectors; other networks are not checked (they
+    raise their own errors). `inputs_per_call` > 1 when the network sees that many inputs
+    concatenated on channels (`ConditionalDDPM`: sample and degraded input).
+    """
+    from keras_indi.networks import TimeConditionalMLP, TimeConditionalUNet
+
+    if isinstance(network, TimeConditionalUNet):
+        rank, channels, layout = 4, network.in_channels, "(batch, height, width, channels)"
+    elif isinstance(network, TimeConditionalMLP):
+        rank, channels, layout = 2, network.features, "(batch, features)"
+    else:
+        return
+    channels //= inputs_per_call
+    if len(shape) != rank:
+        raise ValueError(
+            f"`{name}` must have rank {rank}, {layout}, for the model's {type(network).__name__}. "
+            f"Received shape {shape}."
+        )
+    if shape[-1] is not None and shape[-1] != channels:
+        raise ValueError(
+            f"`{name}` has {shape[-1]} channels but the model's network takes {channels} (shape "
+            f"{shape}). Convert the data (e.g. grayscale <-> RGB) or use a model trained on "
+            f"{shape[-1]}-channel data."
+        )
