@@ -266,6 +266,8 @@ def test_bad_options_are_clear_errors():
         ({"seed": -1}, "seed"),
         ({"batch_size": 0}, "batch_size"),
         ({"callback": 3}, "callback"),
+        ({"clip_denoised": (1.0, -1.0)}, "clip_denoised"),
+        ({"clip_denoised": "yes"}, "clip_denoised"),
     ],
 )
 def test_bad_sampler_options(kwargs, message):
@@ -304,3 +306,13 @@ def test_bad_training_data_and_networks_are_clear_errors():
         no_out_channels.restore(DEGRADED[:1], num_steps=1, progress_bar=False)
     with pytest.raises(ValueError, match="out_channels=1"):
         no_out_channels(DEGRADED[:1])
+
+
+def test_explicit_clip_range_for_a_model_without_value_range():
+    """Noisy inputs may leave [-1, 1] (value_range=None) while estimates are still clipped."""
+    model = oracle_model(value_range=None)
+    loud = VECTORS * 3.0
+    unclipped = model.restore(loud, num_steps=3, seed=0, progress_bar=False, return_trajectory=True)
+    clipped = model.restore(loud, num_steps=3, seed=0, progress_bar=False, clip_denoised=(-1.0, 1.0), return_trajectory=True)
+    assert np.abs(clipped.clean_estimates).max() <= 1.0 + 1e-6
+    assert np.abs(unclipped.clean_estimates).max() > 1.0

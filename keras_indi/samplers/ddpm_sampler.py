@@ -84,8 +84,7 @@ class DDPMSampler:
         network_input = ops.concatenate([sample, degraded], axis=-1)
         output = check_prediction_channels(ops.cast(network_fn(network_input, t_vector), "float32"), sample)
         output = match_static_shape(output, sample)
-        clip_range = self.value_range if clip else None
-        eps, clean_estimate = split_prediction(output, sample, alpha_bar, self.prediction, clip_range)
+        eps, clean_estimate = split_prediction(output, sample, alpha_bar, self.prediction, clip)
         noise = step_noise(ops.shape(sample), seed, step) if eta is not None else None
         return ddim_step(eps, clean_estimate, alpha_bar, alpha_bar_next, 0.0 if eta is None else eta, noise), clean_estimate
 
@@ -112,6 +111,21 @@ class DDPMSampler:
         if key not in self._compiled:
             self._compiled[key] = compile_sampler_function(self.network, self._function(kind, stochastic, clip))
         return self._compiled[key]
+
+    def _clip_range(self, clip_denoised):
+        """`clip_denoised` as a hashable ``(low, high)`` or None (no clipping)."""
+        if isinstance(clip_denoised, (tuple, list)):
+            if len(clip_denoised) != 2 or not all(isinstance(v, numbers.Real) and np.isfinite(v) for v in clip_denoised):
+                raise ValueError(f"`clip_denoised` must be True, False or (low, high). Received {clip_denoised!r}.")
+            low, high = (float(v) for v in clip_denoised)
+            if not low < high:
+                raise ValueError(f"`clip_denoised` range must have low < high. Received {clip_denoised!r}.")
+            return (low, high)
+        if not isinstance(clip_denoised, (bool, np.bool_)):
+            raise ValueError(f"`clip_denoised` must be True, False or (low, high). Received {clip_denoised!r}.")
+        if clip_denoised and self.value_range is not None:
+            return tuple(float(v) for v in self.value_range)
+        return None
 
     def _tensor(self, value, dtype="float32"):
         # Traced arguments on JAX / TensorFlow (one compile for every value); ints on torch.
@@ -142,7 +156,10 @@ class DDPMSampler:
             method: ``"ddim"`` or ``"ddpm"`` (ancestral: DDIM with eta = 1).
             eta: DDIM stochasticity in [0, 1] (``method="ddim"`` only; default 0).
             seed: int in [0, 2**31) for reproducible noise; None draws a fresh one.
-            clip_denoised: clip clean estimates to the model's `value_range` (if any).
+            clip_denoised: True clips clean estimates to the model's `value_range` (if any);
+                a ``(low, high)`` pair clips to that range instead (e.g. ``(-1, 1)`` for a
+                model with ``value_range=None`` because its noisy inputs leave [-1, 1]);
+                False never clips.
             return_trajectory: also return every iterate and clean estimate.
             callback: ``callback(SamplerStep)`` after each step.
             progress_bar: show a progress bar (default: the sampler's setting).
@@ -179,7 +196,7 @@ class DDPMSampler:
         # Per-step tables: the network time of each visited step, then 0, and alpha_bar, then 1.
         times = np.append(self.schedule.times[timesteps], np.float32(0.0)).astype("float32")
         alpha_bars = np.append(self.schedule.alphas_cumprod[timesteps], 1.0).astype("float32")
-        options = (eta > 0.0, bool(clip_denoised) and self.value_range is not None)
+        options = (eta > 0.0, self._clip_range(clip_denoised))
         chunks = list(range(0, shape[0], batch_size))
         progress = keras.utils.Progbar(num_steps * len(chunks), unit_name="step") if show_progress else None
         results = []
