@@ -19,6 +19,7 @@ from keras_indi.utils.validation import (
     check_choice,
     check_finite_and_range,
     check_float_array,
+    check_model_arguments,
     check_network_input,
     check_number,
     check_positive_int,
@@ -267,27 +268,15 @@ class ConditionalDDPM(keras.Model):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        if isinstance(network, dict):
-            network = keras.saving.deserialize_keras_object(network)
-        if not isinstance(network, keras.layers.Layer):
-            raise ValueError(
-                "`network` must be a Keras model or layer called as `network([x_input, t])`. "
-                f"Received {type(network).__name__}."
-            )
+        network, value_range, seed = check_model_arguments(network, value_range, seed, "network([x_input, t])")
         if num_timesteps is not None:
             num_timesteps = check_positive_int(num_timesteps, "num_timesteps")
-        if value_range is not None:
-            if len(value_range) != 2 or not value_range[0] < value_range[1]:
-                raise ValueError(f"`value_range` must be (low, high) with low < high, or None. Received {value_range!r}.")
-            value_range = (float(value_range[0]), float(value_range[1]))
-        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer))):
-            raise ValueError(f"`seed` must be an int or None. Received seed={seed!r}.")
         self.network = network
         self.schedule = get_ddpm_schedule(schedule, num_timesteps)
         self.prediction = check_choice(prediction, "prediction", _PREDICTIONS)
         self.loss_norm = check_choice(loss, "loss", _LOSSES)
         self.value_range = value_range
-        self.seed = None if seed is None else int(seed)
+        self.seed = seed
         self.seed_generator = keras.random.SeedGenerator(seed, name="ddpm_seed_generator")
         self._convert_input_args = False
         self._allow_non_tensor_positional_args = True

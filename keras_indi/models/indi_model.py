@@ -11,6 +11,7 @@ from keras_indi.utils.validation import (
     check_choice,
     check_finite_and_range,
     check_float_array,
+    check_model_arguments,
     check_network_input,
 )
 
@@ -107,13 +108,7 @@ class InDIModel(keras.Model):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        if isinstance(network, dict):
-            network = keras.saving.deserialize_keras_object(network)
-        if not isinstance(network, keras.layers.Layer):
-            raise ValueError(
-                "`network` must be a Keras model or layer called as `network([x_t, t])`. "
-                f"Received {type(network).__name__}."
-            )
+        network, value_range, seed = check_model_arguments(network, value_range, seed, "network([x_t, t])")
         if isinstance(degradation, dict):
             degradation = keras.saving.deserialize_keras_object(degradation)
         from keras_indi.degradations.base import Degradation
@@ -129,19 +124,13 @@ class InDIModel(keras.Model):
             degradation = degradation.as_layer()
         if degradation is not None and not callable(degradation):
             raise ValueError(f"`degradation` must be a Keras layer or a callable. Received {degradation!r}.")
-        if value_range is not None:
-            if len(value_range) != 2 or not value_range[0] < value_range[1]:
-                raise ValueError(f"`value_range` must be (low, high) with low < high, or None. Received {value_range!r}.")
-            value_range = (float(value_range[0]), float(value_range[1]))
-        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer))):
-            raise ValueError(f"`seed` must be an int or None. Received seed={seed!r}.")
         self.network = network
         self.time_distribution = get_time_distribution(time_distribution)
         self.noise_schedule = get_noise_schedule(noise_schedule)
         self.loss_norm = check_choice(loss, "loss", _LOSSES)
         self.degradation = degradation
         self.value_range = value_range
-        self.seed = None if seed is None else int(seed)
+        self.seed = seed
         self.seed_generator = keras.random.SeedGenerator(seed, name="indi_seed_generator")
         # Inputs keep their float32 dtype; the network casts to its own compute dtype.
         self._convert_input_args = False

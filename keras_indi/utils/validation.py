@@ -147,3 +147,28 @@ def check_network_input(network, shape, name, inputs_per_call=1):
             f"{shape}). Convert the data (e.g. grayscale <-> RGB) or use a model trained on "
             f"{shape[-1]}-channel data."
         )
+
+
+def check_model_arguments(network, value_range, seed, call="network([x_t, t])"):
+    """The constructor checks shared by the models: ``(network, value_range, seed)``, normalized.
+
+    `network` may be a serialized config (a dict, as in ``from_config``); `value_range` is
+    ``(low, high)`` with ``low < high`` or None; `seed` an int or None.
+
+    >>> import keras
+    >>> check_model_arguments(keras.layers.Identity(), [-1, 1], 3)[1:]
+    ((-1.0, 1.0), 3)
+    """
+    if isinstance(network, dict):
+        network = keras.saving.deserialize_keras_object(network)
+    if not isinstance(network, keras.layers.Layer):
+        raise ValueError(
+            f"`network` must be a Keras model or layer called as `{call}`. Received {type(network).__name__}."
+        )
+    if value_range is not None:
+        if len(value_range) != 2 or not value_range[0] < value_range[1]:
+            raise ValueError(f"`value_range` must be (low, high) with low < high, or None. Received {value_range!r}.")
+        value_range = (float(value_range[0]), float(value_range[1]))
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer))):
+        raise ValueError(f"`seed` must be an int or None. Received seed={seed!r}.")
+    return network, value_range, None if seed is None else int(seed)
