@@ -15,7 +15,7 @@ from keras_indi.models.ddpm import (
     get_ddpm_schedule,
     split_prediction,
 )
-from keras_indi.samplers.indi_sampler import SamplerOutput, SamplerStep, _random_seed
+from keras_indi.samplers.indi_sampler import SamplerOutput, SamplerStep, check_sampler_seed, chunk_seed
 from keras_indi.utils.validation import (
     check_choice,
     check_finite_and_range,
@@ -179,10 +179,7 @@ class DDPMSampler:
         if method == "ddpm" and eta != 1.0:
             raise ValueError(f"`eta` applies to method='ddim' (method='ddpm' is eta=1). Received eta={eta}.")
         timesteps = self.schedule.timesteps(num_steps)
-        if seed is None:
-            seed = _random_seed()
-        if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or not 0 <= seed < 2**31:
-            raise ValueError(f"`seed` must be an int in [0, 2**31). Received seed={seed!r}.")
+        seed = check_sampler_seed(seed)
         if callback is not None and not callable(callback):
             raise ValueError(f"`callback` must be callable. Received {callback!r}.")
         batch_size = check_positive_int(shape[0] if batch_size is None else batch_size, "batch_size")
@@ -202,13 +199,13 @@ class DDPMSampler:
         results = []
         for chunk_index, begin in enumerate(chunks):
             chunk = ops.convert_to_tensor(degraded[begin : begin + batch_size], "float32")
-            chunk_seed = (int(seed) + 104_729 * chunk_index) % (2**31 - 1)
-            arguments = (times, alpha_bars, eta, chunk_seed, options)
+            seed_of_chunk = chunk_seed(seed, chunk_index)
+            arguments = (times, alpha_bars, eta, seed_of_chunk, options)
             if return_trajectory or callback is not None or progress is not None:
                 run = self._run_stepwise(chunk, arguments, return_trajectory, callback, progress, chunk_index * num_steps)
             else:
                 run = self._compiled_function("fused", *options)(
-                    chunk, self._tensor(times[:-1]), self._tensor(alpha_bars), self._tensor(eta), self._tensor(chunk_seed, "int32")
+                    chunk, self._tensor(times[:-1]), self._tensor(alpha_bars), self._tensor(eta), self._tensor(seed_of_chunk, "int32")
                 )
                 run = (ops.convert_to_numpy(run), None, None)
             results.append(run)

@@ -134,8 +134,22 @@ def indi_step(clean_estimate, sample, t, t_next, noise=None, noise_std=0.0):
     return updated
 
 
-def _random_seed():
-    return int(np.random.SeedSequence().entropy % (2**31 - 1))
+def check_sampler_seed(seed):
+    """A sampler's `seed` as an int in [0, 2**31); None draws a fresh one.
+
+    >>> check_sampler_seed(7)
+    7
+    """
+    if seed is None:
+        return int(np.random.SeedSequence().entropy % (2**31 - 1))
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or not 0 <= seed < 2**31:
+        raise ValueError(f"`seed` must be an int in [0, 2**31). Received seed={seed!r}.")
+    return int(seed)
+
+
+def chunk_seed(seed, chunk_index):
+    """The seed of chunk `chunk_index` of a batch restored in chunks (chunk 0 keeps `seed`)."""
+    return (int(seed) + 104_729 * chunk_index) % (2**31 - 1)
 
 
 @keras_indi_export("keras_indi.InDISampler")
@@ -280,10 +294,7 @@ class InDISampler:
             grid = validate_time_grid(time_grid)
         else:
             grid = make_time_grid(num_steps, t_start, spacing)
-        if seed is None:
-            seed = _random_seed()
-        if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or not 0 <= seed < 2**31:
-            raise ValueError(f"`seed` must be an int in [0, 2**31). Received seed={seed!r}.")
+        seed = check_sampler_seed(seed)
         if callback is not None and not callable(callback):
             raise ValueError(f"`callback` must be callable. Received {callback!r}.")
         if batch_size is None:
@@ -302,17 +313,17 @@ class InDISampler:
         results = []
         for chunk_index, begin in enumerate(chunks):
             chunk = degraded[begin : begin + batch_size]
-            chunk_seed = (int(seed) + 104_729 * chunk_index) % (2**31 - 1)
+            seed_of_chunk = chunk_seed(seed, chunk_index)
             if stepwise:
                 results.append(
                     self._run_stepwise(
-                        chunk, grid, chunk_seed, stochastic, add_input_noise, return_trajectory,
+                        chunk, grid, seed_of_chunk, stochastic, add_input_noise, return_trajectory,
                         callback, progress, chunk_index * num_steps,
                     )
                 )
             else:
                 run = self._compiled_function("fused", stochastic, add_input_noise)
-                restored = run(chunk, self._grid_argument(grid), self._seed_argument(chunk_seed))
+                restored = run(chunk, self._grid_argument(grid), self._seed_argument(seed_of_chunk))
                 results.append((ops.convert_to_numpy(restored), None, None))
 
         restored = np.concatenate([r[0] for r in results], axis=0)

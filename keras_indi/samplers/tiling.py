@@ -36,12 +36,17 @@ from keras_indi.api_export import keras_indi_export
 from keras_indi.backend import compile_sampler_function, step_noise
 from keras_indi.samplers.indi_sampler import (
     InDISampler,
+    check_sampler_seed,
     indi_step,
     make_time_grid,
     validate_time_grid,
 )
 from keras_indi.schedules import get_noise_schedule
-from keras_indi.utils.validation import check_finite_and_range, check_network_input, check_positive_int
+from keras_indi.utils.validation import (
+    check_finite_and_range,
+    check_network_input,
+    check_positive_int,
+)
 
 MODES = ("per_step", "per_tile")
 _RESTORE_KWARGS = ("num_steps", "time_grid", "spacing", "t_start", "seed", "stochastic", "add_input_noise", "progress_bar")
@@ -201,14 +206,6 @@ def _evaluate_tiles(run, tiles, t, tile_batch_size):
     return np.concatenate(outputs, axis=0)
 
 
-def _check_seed(seed):
-    if seed is None:
-        return int(np.random.SeedSequence().entropy % (2**31 - 1))
-    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or not 0 <= seed < 2**31:
-        raise ValueError(f"`seed` must be an int in [0, 2**31). Received seed={seed!r}.")
-    return int(seed)
-
-
 @keras_indi_export("keras_indi.samplers.restore_tiled")
 def restore_tiled(
     model,
@@ -294,7 +291,7 @@ def restore_tiled(
         noise_schedule if noise_schedule is not None else getattr(model, "noise_schedule", None)
     )
     tiling = Tiling(images.shape[1:3], tile_size, overlap)
-    seed = _check_seed(restore_kwargs.pop("seed", None))
+    seed = check_sampler_seed(restore_kwargs.pop("seed", None))
     batch = images.shape[0]
 
     time_grid = restore_kwargs.get("time_grid")
