@@ -504,12 +504,12 @@ def bench_sampler(args, degraded_all):
     def restore():
         return model.restore(degraded, num_steps=S, seed=seed, progress_bar=False)
 
-    fused = model.sampler._compiled_function("fused", True, True)
-    grid = model.sampler._grid_argument(make_time_grid(S))
-    seed_argument = model.sampler._seed_argument(seed)
+    fused, fused_arguments = model.sampler.fused_call(
+        degraded_device, (make_time_grid(S),), S, seed, options=(True, True)
+    )
 
     def library_fused_device():
-        return block(fused(degraded_device, grid, seed_argument))
+        return block(fused(*fused_arguments))
 
     reference = reference_sampler(network, S, args.epsilon)
     reference_seed = block(jax.device_put(np.int32(seed)))
@@ -566,7 +566,7 @@ def bench_sampler(args, degraded_all):
         None,
     )
     library_flops = (
-        cost_flops(library_jitted, *weights(), degraded_device, grid, seed_argument)
+        cost_flops(library_jitted, *weights(), *fused_arguments)
         if library_jitted
         else None
     )

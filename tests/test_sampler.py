@@ -126,7 +126,7 @@ def test_batch_chunks():
 
 
 @pytest.mark.skipif(BACKEND != "jax", reason="JAX compile cache check")
-def test_jax_compiles_once_per_step_count():
+def test_jax_compiles_once_for_every_step_count():
     sampler = InDISampler(NETWORK, noise_schedule=BrownianNoise(0.05))
     sampler(VECTORS, num_steps=4, seed=0, progress_bar=False)
     fused = sampler._compiled[("jax", "fused", True, True)]
@@ -135,12 +135,31 @@ def test_jax_compiles_once_per_step_count():
     assert len(sampler._compiled) == 1
     # Weights are arguments, not constants: new weights do not recompile either.
     NETWORK.set_weights([w * 1.0 for w in NETWORK.get_weights()])
-    sampler(VECTORS, num_steps=4, seed=1, progress_bar=False)
-    sampler(VECTORS, num_steps=7, seed=1, progress_bar=False)
+    for num_steps in (1, 7, 50, 127):  # the step count is a traced bound over a padded grid
+        sampler(VECTORS, num_steps=num_steps, seed=1, progress_bar=False)
     import jax
 
-    jitted_sizes = [cell.cell_contents for cell in fused.__closure__ if isinstance(cell.cell_contents, type(jax.jit(lambda x: x)))]
-    assert jitted_sizes and jitted_sizes[0]._cache_size() == 2
+    jitted = [cell.cell_contents for cell in fused.__closure__ if isinstance(cell.cell_contents, type(jax.jit(lambda x: x)))]
+    assert jitted and jitted[0]._cache_size() == 1
+    sampler(VECTORS, num_steps=128, seed=1, progress_bar=False)  # next bucket: 256 entries
+    assert jitted[0]._cache_size() == 2
+
+
+@pytest.mark.skipif(BACKEND != "jax", reason="JAX compile cache check")
+def test_short_last_chunk_reuses_the_compiled_loop():
+    sampler = InDISampler(NETWORK, noise_schedule=BrownianNoise(0.05))
+    ragged = sampler(VECTORS, num_steps=3, seed=2, batch_size=4, progress_bar=False)  # chunks of 4 and 2
+    assert ragged.shape == VECTORS.shape
+    fused = sampler._compiled[("jax", "fused", True, True)]
+    import jax
+
+    jitted = [cell.cell_contents for cell in fused.__closure__ if isinstance(cell.cell_contents, type(jax.jit(lambda x: x)))]
+    assert jitted[0]._cache_size() == 1
+    again = sampler(VECTORS, num_steps=3, seed=2, batch_size=4, progress_bar=False)
+    np.testing.assert_array_equal(ragged, again)
+    stepwise = sampler(VECTORS, num_steps=3, seed=2, batch_size=4, return_trajectory=True, progress_bar=False)
+    np.testing.assert_allclose(stepwise.restored, ragged, atol=1e-5)
+    assert stepwise.trajectory.shape == (4,) + VECTORS.shape
 
 
 def test_unet_restore_odd_image_size():
@@ -199,3 +218,12 @@ def test_explicit_time_grid():
     output = sampler(np.zeros((1, 2), "float32"), time_grid=[0.9, 0.3, 0.0], seed=0,
                      return_trajectory=True, progress_bar=False)
     np.testing.assert_allclose(output.clean_estimates[:, 0, 0], [0.9, 0.3], rtol=1e-6)
+
+
+@pytest.mark.skipif(BACKEND != "tensorflow", reason="tf.function trace count")
+def test_tensorflow_traces_once_for_every_step_count_and_chunk():
+    sampler = InDISampler(NETWORK, noise_schedule=BrownianNoise(0.05))
+    for num_steps in (1, 4, 10, 100):
+        sampler(VECTORS, num_steps=num_steps, seed=3, batch_size=4, progress_bar=False)
+    fused = sampler._compiled[("tensorflow", "fused", True, True)]
+    assert fused.experimental_get_tracing_count() == 1

@@ -2,12 +2,11 @@
 
 import numbers
 
-import keras
 import numpy as np
 from keras import ops
 
 from keras_indi.api_export import keras_indi_export
-from keras_indi.backend import compile_sampler_function, match_static_shape, step_noise
+from keras_indi.backend import match_static_shape, step_noise
 from keras_indi.models.ddpm import (
     _PREDICTIONS,
     check_prediction_channels,
@@ -15,7 +14,7 @@ from keras_indi.models.ddpm import (
     get_ddpm_schedule,
     split_prediction,
 )
-from keras_indi.samplers.indi_sampler import SamplerOutput, SamplerStep, check_sampler_seed, chunk_seed
+from keras_indi.samplers.base import BaseSampler, check_sampler_seed
 from keras_indi.utils.validation import (
     check_choice,
     check_finite_and_range,
@@ -29,7 +28,7 @@ _METHODS = {"ddim": "deterministic by default (eta=0)", "ddpm": "ancestral (eta=
 
 
 @keras_indi_export(("keras_indi.DDPMSampler", "keras_indi.samplers.DDPMSampler"))
-class DDPMSampler:
+class DDPMSampler(BaseSampler):
     """Restore degraded inputs with a conditional DDPM, one network evaluation per step.
 
     An N-step run visits the training steps ``DDPMSchedule.timesteps(N)`` (evenly spaced from
@@ -64,53 +63,30 @@ class DDPMSampler:
     """
 
     def __init__(self, model, schedule=None, prediction=None, progress_bar=True):
-        network = getattr(model, "network", model)
-        if not callable(network):
-            raise ValueError(f"`model` must be a ConditionalDDPM or a callable network. Received {model!r}.")
-        self.model = model
-        self.network = network
+        super().__init__(model, progress_bar, "a ConditionalDDPM")
         schedule = getattr(model, "schedule", "linear") if schedule is None else schedule
         self.schedule = get_ddpm_schedule(schedule)
         prediction = getattr(model, "prediction", "epsilon") if prediction is None else prediction
         self.prediction = check_choice(prediction, "prediction", _PREDICTIONS)
-        self.value_range = getattr(model, "value_range", None)
-        self.progress_bar = bool(progress_bar)
-        self._compiled = {}
 
     # -- the maths, backend-agnostic ------------------------------------------------------
-    def _step(self, network_fn, sample, degraded, t, alpha_bar, alpha_bar_next, eta, seed, step, clip):
+    # tables = (network times then 0, alpha_bar then 1, eta); options = (stochastic, clip range)
+    def _start(self, degraded, tables, seed, options):
+        return step_noise(ops.shape(degraded), seed, 0)
+
+    def _step(self, network_fn, sample, degraded, tables, index, seed, options):
+        times, alpha_bars, eta = tables
+        stochastic, clip = options
+        alpha_bar, alpha_bar_next = alpha_bars[index], alpha_bars[index + 1]
         batch = ops.shape(sample)[0]
-        t_vector = ops.broadcast_to(ops.reshape(ops.cast(t, "float32"), (1,)), (batch,))
+        t_vector = ops.broadcast_to(ops.reshape(ops.cast(times[index], "float32"), (1,)), (batch,))
         network_input = ops.concatenate([sample, degraded], axis=-1)
         output = check_prediction_channels(ops.cast(network_fn(network_input, t_vector), "float32"), sample)
         output = match_static_shape(output, sample)
         eps, clean_estimate = split_prediction(output, sample, alpha_bar, self.prediction, clip)
-        noise = step_noise(ops.shape(sample), seed, step) if eta is not None else None
-        return ddim_step(eps, clean_estimate, alpha_bar, alpha_bar_next, 0.0 if eta is None else eta, noise), clean_estimate
-
-    def _function(self, kind, stochastic, clip):
-        def single(network_fn, sample, degraded, t, alpha_bar, alpha_bar_next, eta, seed, step):
-            return self._step(
-                network_fn, sample, degraded, t, alpha_bar, alpha_bar_next, eta if stochastic else None, seed, step, clip
-            )
-
-        def fused(network_fn, degraded, times, alpha_bars, eta, seed):
-            def body(index, sample):
-                next_sample, _ = single(
-                    network_fn, sample, degraded, times[index], alpha_bars[index], alpha_bars[index + 1], eta, seed, index + 1
-                )
-                return next_sample
-
-            start = step_noise(ops.shape(degraded), seed, 0)
-            return ops.fori_loop(0, ops.shape(times)[0], body, start)
-
-        return fused if kind == "fused" else single
-
-    def _compiled_function(self, kind, stochastic, clip):
-        key = (keras.backend.backend(), kind, stochastic, clip)
-        if key not in self._compiled:
-            self._compiled[key] = compile_sampler_function(self.network, self._function(kind, stochastic, clip))
-        return self._compiled[key]
+        noise = step_noise(ops.shape(sample), seed, index + 1) if stochastic else None
+        next_sample = ddim_step(eps, clean_estimate, alpha_bar, alpha_bar_next, eta if stochastic else 0.0, noise)
+        return next_sample, clean_estimate
 
     def _clip_range(self, clip_denoised):
         """`clip_denoised` as a hashable ``(low, high)`` or None (no clipping)."""
@@ -126,12 +102,6 @@ class DDPMSampler:
         if clip_denoised and self.value_range is not None:
             return tuple(float(v) for v in self.value_range)
         return None
-
-    def _tensor(self, value, dtype="float32"):
-        # Traced arguments on JAX / TensorFlow (one compile for every value); ints on torch.
-        if dtype == "int32" and keras.backend.backend() not in ("jax", "tensorflow"):
-            return int(value)
-        return ops.convert_to_tensor(np.asarray(value, dtype), dtype)
 
     # -- public API ---------------------------------------------------------------------------
     def __call__(
@@ -189,55 +159,17 @@ class DDPMSampler:
         if not self.network.built:
             # Compiled loops pass the weights explicitly: create them first, eagerly.
             self.network([ops.concatenate([degraded[:1]] * 2, axis=-1), ops.ones((1,), "float32")])
-        num_steps = len(timesteps)
         # Per-step tables: the network time of each visited step, then 0, and alpha_bar, then 1.
         times = np.append(self.schedule.times[timesteps], np.float32(0.0)).astype("float32")
         alpha_bars = np.append(self.schedule.alphas_cumprod[timesteps], 1.0).astype("float32")
-        options = (eta > 0.0, self._clip_range(clip_denoised))
-        chunks = list(range(0, shape[0], batch_size))
-        progress = keras.utils.Progbar(num_steps * len(chunks), unit_name="step") if show_progress else None
-        results = []
-        for chunk_index, begin in enumerate(chunks):
-            chunk = ops.convert_to_tensor(degraded[begin : begin + batch_size], "float32")
-            seed_of_chunk = chunk_seed(seed, chunk_index)
-            arguments = (times, alpha_bars, eta, seed_of_chunk, options)
-            if return_trajectory or callback is not None or progress is not None:
-                run = self._run_stepwise(chunk, arguments, return_trajectory, callback, progress, chunk_index * num_steps)
-            else:
-                run = self._compiled_function("fused", *options)(
-                    chunk, self._tensor(times[:-1]), self._tensor(alpha_bars), self._tensor(eta), self._tensor(seed_of_chunk, "int32")
-                )
-                run = (ops.convert_to_numpy(run), None, None)
-            results.append(run)
-
-        restored = np.concatenate([r[0] for r in results], axis=0)
-        if not return_trajectory:
-            return restored
-        trajectory = np.concatenate([r[1] for r in results], axis=1)
-        estimates = np.concatenate([r[2] for r in results], axis=1)
-        return SamplerOutput(restored, trajectory, estimates, times)
-
-    def _run_stepwise(self, degraded, arguments, keep, callback, progress, offset):
-        times, alpha_bars, eta, seed, options = arguments
-        single = self._compiled_function("single", *options)
-        seed_argument, eta_argument = self._tensor(seed, "int32"), self._tensor(eta)
-        sample = step_noise(ops.shape(degraded), seed, 0)
-        trajectory = [ops.convert_to_numpy(sample)] if keep else None
-        estimates = [] if keep else None
-        num_steps = len(times) - 1
-        for index in range(num_steps):
-            sample, estimate = single(
-                sample, degraded, self._tensor(times[index]), self._tensor(alpha_bars[index]),
-                self._tensor(alpha_bars[index + 1]), eta_argument, seed_argument, self._tensor(index + 1, "int32"),
-            )
-            if keep:
-                trajectory.append(ops.convert_to_numpy(sample))
-                estimates.append(ops.convert_to_numpy(estimate))
-            if callback is not None:
-                callback(SamplerStep(index, num_steps, float(times[index]), float(times[index + 1]), sample, estimate))
-            if progress is not None:
-                progress.update(offset + index + 1)
-        restored = ops.convert_to_numpy(sample)
-        if not keep:
-            return restored, None, None
-        return restored, np.stack(trajectory), np.stack(estimates)
+        return self.run(
+            degraded,
+            (times, alpha_bars, np.float32(eta)),
+            len(timesteps),
+            seed,
+            (eta > 0.0, self._clip_range(clip_denoised)),
+            batch_size=batch_size,
+            return_trajectory=return_trajectory,
+            callback=callback,
+            progress_bar=show_progress,
+        )

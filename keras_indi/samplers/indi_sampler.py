@@ -1,15 +1,20 @@
 """The InDI sampler: restore a degraded image in N small steps."""
 
-import collections
 import math
-import numbers
 
 import keras
 import numpy as np
 from keras import ops
 
 from keras_indi.api_export import keras_indi_export
-from keras_indi.backend import compile_sampler_function, match_static_shape, step_noise
+from keras_indi.backend import match_static_shape, step_noise
+from keras_indi.samplers.base import (  # noqa: F401 (SamplerOutput, SamplerStep, chunk_seed: public here too)
+    BaseSampler,
+    SamplerOutput,
+    SamplerStep,
+    check_sampler_seed,
+    chunk_seed,
+)
 from keras_indi.schedules import get_noise_schedule
 from keras_indi.utils.validation import (
     check_finite_and_range,
@@ -20,28 +25,6 @@ from keras_indi.utils.validation import (
 )
 
 MAX_STEPS = 100_000
-
-SamplerOutput = collections.namedtuple(
-    "SamplerOutput", ["restored", "trajectory", "clean_estimates", "time_grid"]
-)
-SamplerOutput.__doc__ = """What `InDISampler(..., return_trajectory=True)` returns.
-
-Fields:
-    restored: the final iterate x_0, shape of the input.
-    trajectory: the iterates ``[x_{t_0}, x_{t_1}, ..., x_0]``, shape ``(N + 1,) + input shape``.
-    clean_estimates: the network's clean-image estimates ``F(x_{t_i}, t_i)`` for each step,
-        shape ``(N,) + input shape``.
-    time_grid: the N + 1 times ``t_0 = t_start > ... > t_N = 0``.
-"""
-
-SamplerStep = collections.namedtuple(
-    "SamplerStep", ["step", "num_steps", "t", "t_next", "sample", "clean_estimate"]
-)
-SamplerStep.__doc__ = """What a sampler callback receives after each step (k-diffusion style).
-
-Fields: ``step`` (0-based index), ``num_steps``, ``t`` and ``t_next`` (floats), ``sample``
-(the new iterate x_{t_next}) and ``clean_estimate`` (F(x_t, t)), as backend tensors.
-"""
 
 
 def make_time_grid(num_steps, t_start=1.0, spacing="uniform"):
@@ -134,26 +117,8 @@ def indi_step(clean_estimate, sample, t, t_next, noise=None, noise_std=0.0):
     return updated
 
 
-def check_sampler_seed(seed):
-    """A sampler's `seed` as an int in [0, 2**31); None draws a fresh one.
-
-    >>> check_sampler_seed(7)
-    7
-    """
-    if seed is None:
-        return int(np.random.SeedSequence().entropy % (2**31 - 1))
-    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or not 0 <= seed < 2**31:
-        raise ValueError(f"`seed` must be an int in [0, 2**31). Received seed={seed!r}.")
-    return int(seed)
-
-
-def chunk_seed(seed, chunk_index):
-    """The seed of chunk `chunk_index` of a batch restored in chunks (chunk 0 keeps `seed`)."""
-    return (int(seed) + 104_729 * chunk_index) % (2**31 - 1)
-
-
 @keras_indi_export("keras_indi.InDISampler")
-class InDISampler:
+class InDISampler(BaseSampler):
     """Restore degraded inputs with InDI's iterative scheme.
 
     Starting from ``x_{t_0} = y + sigma(t_0) eta`` (the degraded input plus the training
@@ -166,9 +131,11 @@ class InDISampler:
     constant epsilon. ``stochastic=False`` gives the deterministic (ODE / Euler) sampler.
 
     Speed: with no callback, no progress bar and no trajectory, the whole loop is one compiled
-    call (JAX: a jitted ``fori_loop`` over explicit weights; TensorFlow: a ``tf.function``
-    with a dynamic loop; torch: ``no_grad``). Otherwise a compiled single step runs in a Python
-    loop. Both draw the same noise, so they give the same result.
+    call (JAX: a jitted loop over explicit weights; TensorFlow: a ``tf.function`` with a
+    dynamic loop; torch: ``no_grad``). Otherwise a compiled single step runs in a Python
+    loop. Both draw the same noise, so they give the same result. The step count is a traced
+    loop bound and the time grid is padded, so every step count up to 127 shares one compiled
+    loop per input shape (see `keras_indi.samplers.base`).
 
     Args:
         model: an `InDIModel` (its network, noise schedule and value range are used) or any
@@ -186,64 +153,29 @@ class InDISampler:
     """
 
     def __init__(self, model, noise_schedule=None, progress_bar=True):
-        network = getattr(model, "network", model)
-        if not callable(network):
-            raise ValueError(f"`model` must be an InDIModel or a callable network. Received {model!r}.")
-        self.model = model
-        self.network = network
+        super().__init__(model, progress_bar, "an InDIModel")
         if noise_schedule is None:
             noise_schedule = getattr(model, "noise_schedule", None)
         self.noise_schedule = get_noise_schedule(noise_schedule)
-        self.value_range = getattr(model, "value_range", None)
-        self.progress_bar = bool(progress_bar)
-        self._compiled = {}
 
-    # -- the maths, backend-agnostic ------------------------------------------------------
-    def _start(self, degraded, t_start, seed, add_input_noise):
+    # -- the maths, backend-agnostic (tables = (time grid,); options = (stochastic, add_input_noise))
+    def _start(self, degraded, tables, seed, options):
         sample = ops.cast(degraded, "float32")
-        if add_input_noise and not self.noise_schedule.is_zero:
-            sample = sample + self.noise_schedule.sigma(t_start) * step_noise(ops.shape(sample), seed, 0)
+        if options[1] and not self.noise_schedule.is_zero:
+            sample = sample + self.noise_schedule.sigma(tables[0][0]) * step_noise(ops.shape(sample), seed, 0)
         return sample
 
-    def _step(self, network_fn, sample, t, t_next, seed, step, stochastic):
+    def _step(self, network_fn, sample, degraded, tables, index, seed, options):
+        grid = tables[0]
+        t, t_next = grid[index], grid[index + 1]
         batch = ops.shape(sample)[0]
         t_vector = ops.broadcast_to(ops.reshape(ops.cast(t, "float32"), (1,)), (batch,))
         clean_estimate = match_static_shape(ops.cast(network_fn(sample, t_vector), "float32"), sample)
         noise, noise_std = None, 0.0
-        if stochastic and not self.noise_schedule.is_constant:
+        if options[0] and not self.noise_schedule.is_constant:
             noise_std = self.noise_schedule.transition_std(t, t_next)
-            noise = step_noise(ops.shape(sample), seed, step)
+            noise = step_noise(ops.shape(sample), seed, index + 1)
         return indi_step(clean_estimate, sample, t, t_next, noise, noise_std), clean_estimate
-
-    def _fused(self, stochastic, add_input_noise):
-        def loop(network_fn, degraded, grid, seed):
-            sample = self._start(degraded, grid[0], seed, add_input_noise)
-
-            def body(index, sample):
-                next_sample, _ = self._step(
-                    network_fn, sample, grid[index], grid[index + 1], seed, index + 1, stochastic
-                )
-                return next_sample
-
-            return ops.fori_loop(0, ops.shape(grid)[0] - 1, body, sample)
-
-        return loop
-
-    def _single(self, stochastic):
-        def single(network_fn, sample, t, t_next, seed, step):
-            return self._step(network_fn, sample, t, t_next, seed, step, stochastic)
-
-        return single
-
-    def _compiled_function(self, kind, stochastic, add_input_noise=True):
-        key = (keras.backend.backend(), kind, stochastic, add_input_noise)
-        if key not in self._compiled:
-            if kind == "fused":
-                function = self._fused(stochastic, add_input_noise)
-            else:
-                function = self._single(stochastic)
-            self._compiled[key] = compile_sampler_function(self.network, function)
-        return self._compiled[key]
 
     # -- public API ---------------------------------------------------------------------------
     def __call__(
@@ -306,72 +238,14 @@ class InDISampler:
         if not self.network.built:
             # Compiled loops pass the weights explicitly: create them first, eagerly.
             self.network([degraded[:1], np.ones((1,), "float32")])
-        num_steps = grid.shape[0] - 1
-        chunks = list(range(0, shape[0], batch_size))
-        progress = keras.utils.Progbar(num_steps * len(chunks), unit_name="step") if show_progress else None
-        stepwise = return_trajectory or callback is not None or progress is not None
-        results = []
-        for chunk_index, begin in enumerate(chunks):
-            chunk = degraded[begin : begin + batch_size]
-            seed_of_chunk = chunk_seed(seed, chunk_index)
-            if stepwise:
-                results.append(
-                    self._run_stepwise(
-                        chunk, grid, seed_of_chunk, stochastic, add_input_noise, return_trajectory,
-                        callback, progress, chunk_index * num_steps,
-                    )
-                )
-            else:
-                run = self._compiled_function("fused", stochastic, add_input_noise)
-                restored = run(chunk, self._grid_argument(grid), self._seed_argument(seed_of_chunk))
-                results.append((ops.convert_to_numpy(restored), None, None))
-
-        restored = np.concatenate([r[0] for r in results], axis=0)
-        if not return_trajectory:
-            return restored
-        trajectory = np.concatenate([r[1] for r in results], axis=1)
-        estimates = np.concatenate([r[2] for r in results], axis=1)
-        return SamplerOutput(restored, trajectory, estimates, grid)
-
-    def _grid_argument(self, grid):
-        return ops.convert_to_tensor(grid, "float32")
-
-    def _seed_argument(self, seed):
-        if keras.backend.backend() in ("jax", "tensorflow"):
-            return ops.convert_to_tensor(np.int32(seed), "int32")
-        return int(seed)
-
-    def _run_stepwise(
-        self, degraded, grid, seed, stochastic, add_input_noise, keep, callback, progress, offset
-    ):
-        single = self._compiled_function("single", stochastic)
-        seed_argument = self._seed_argument(seed)
-        sample = self._start(ops.convert_to_tensor(degraded, "float32"), float(grid[0]), seed, add_input_noise)
-        trajectory = [ops.convert_to_numpy(sample)] if keep else None
-        estimates = [] if keep else None
-        num_steps = grid.shape[0] - 1
-        for index in range(num_steps):
-            t, t_next = grid[index], grid[index + 1]
-            step_argument = (
-                ops.convert_to_tensor(np.int32(index + 1), "int32")
-                if keras.backend.backend() in ("jax", "tensorflow")
-                else index + 1
-            )
-            sample, estimate = single(
-                sample,
-                ops.convert_to_tensor(t, "float32"),
-                ops.convert_to_tensor(t_next, "float32"),
-                seed_argument,
-                step_argument,
-            )
-            if keep:
-                trajectory.append(ops.convert_to_numpy(sample))
-                estimates.append(ops.convert_to_numpy(estimate))
-            if callback is not None:
-                callback(SamplerStep(index, num_steps, float(t), float(t_next), sample, estimate))
-            if progress is not None:
-                progress.update(offset + index + 1)
-        restored = ops.convert_to_numpy(sample)
-        if not keep:
-            return restored, None, None
-        return restored, np.stack(trajectory), np.stack(estimates)
+        return self.run(
+            degraded,
+            (grid,),
+            grid.shape[0] - 1,
+            seed,
+            (bool(stochastic), bool(add_input_noise)),
+            batch_size=batch_size,
+            return_trajectory=return_trajectory,
+            callback=callback,
+            progress_bar=show_progress,
+        )
