@@ -12,14 +12,16 @@ Two modes:
   noise and the sampler's fresh noise are drawn for the whole image exactly as
   `InDISampler` draws them, so with a network that acts pixel by pixel the result equals
   whole-image restoration, whatever the noise schedule; neighbouring tiles can never drift
-  apart over many steps (each step starts from the same blended image).
-* ``mode="per_tile"``: each tile is restored on its own with ``model.restore`` (a compiled
-  loop over all steps, faster for many steps) and only the final tiles are blended. The start
+  apart over many steps (each step starts from the same blended image). Split, network and
+  blend are traced into the sampler's compiled loop (`TiledInDISampler`): no host round trip
+  per step, and one compile per image size and tiling serves every step count.
+* ``mode="per_tile"``: each tile is restored on its own with ``model.restore`` and only the
+  final tiles are blended. The start
   noise is still drawn once for the whole image; with a non-constant noise schedule
   (``"brownian"``) and ``stochastic=True`` the per-step noise then differs from tile to tile.
 
-Memory is bounded by `tile_batch_size` tiles of `tile_size` (plus a few full-size NumPy
-arrays). Networks with global statistics (the U-Net's GroupNorm) see slightly different
+Network memory is bounded by `tile_batch_size` tiles of `tile_size` per call (plus a few
+full-size images). Networks with global statistics (the U-Net's GroupNorm) see slightly different
 statistics on a tile than on the whole image, so tiled and whole-image results differ a little
 everywhere (more so for small tiles); use large tiles (256 or more) and an overlap of at
 least the network's effective receptive field (32 is a good default).
@@ -33,11 +35,10 @@ import numpy as np
 from keras import ops
 
 from keras_indi.api_export import keras_indi_export
-from keras_indi.backend import compile_sampler_function, step_noise
+from keras_indi.backend import step_noise
 from keras_indi.samplers.indi_sampler import (
     InDISampler,
     check_sampler_seed,
-    indi_step,
     make_time_grid,
     validate_time_grid,
 )
@@ -174,36 +175,60 @@ class Tiling:
         return out.astype("float32")
 
 
-def _network_function(network):
-    """``run(x, t)`` evaluating `network` compiled like the sampler's loops (cached)."""
+class TiledInDISampler(InDISampler):
+    """`InDISampler` whose network evaluations are tiled *inside* the compiled loop.
+
+    Each step cuts the whole-image iterate into the tiles of a `Tiling` (static slices),
+    evaluates the network on groups of tiles and blends the clean estimates back with the
+    tiling's weights, all in `keras.ops`: the fused loop stays one compiled call with no host
+    round trip per step, and split, network and blend compile once per image size and tiling.
+    The tiling is the third entry of the options: ``(image_height, image_width, tile_height,
+    tile_width, overlap, tiles_per_call)`` (the requested tile size, clipped to the image).
+    """
+
+    def _wrap_network(self, network_fn, options):
+        height, width, tile_height, tile_width, overlap, tiles_per_call = options[2]
+        tiling = Tiling((height, width), (tile_height, tile_width), overlap)
+        tile_height, tile_width = tiling.tile_height, tiling.tile_width  # at most the image size
+        weights = [ops.convert_to_tensor(w[None, :, :, None], "float32") for w in tiling.weights]
+        inverse_total = ops.convert_to_tensor(1.0 / tiling.total_weight[None, :, :, None], "float32")
+        count = tiling.num_tiles
+
+        def tiled_network_fn(images, t):
+            tiles = [images[:, y : y + tile_height, x : x + tile_width, :] for y, x in tiling.positions]
+            outputs = []
+            for begin in range(0, count, tiles_per_call):
+                group = tiles[begin : begin + tiles_per_call]
+                batch = ops.concatenate(group, axis=0) if len(group) > 1 else group[0]
+                times = ops.tile(t, (len(group),)) if len(group) > 1 else t
+                output = ops.cast(network_fn(batch, times), "float32")
+                outputs.extend(ops.split(output, len(group), axis=0) if len(group) > 1 else [output])
+            blended = None
+            for (y, x), weight, output in zip(tiling.positions, weights, outputs):
+                # Zero-pad each weighted tile to the full image: no scatter, one fused sum.
+                placed = ops.pad(
+                    weight * output,
+                    ((0, 0), (y, height - y - tile_height), (x, width - x - tile_width), (0, 0)),
+                )
+                blended = placed if blended is None else blended + placed
+            return blended * inverse_total
+
+        return tiled_network_fn
+
+
+_TILED_SAMPLERS = weakref.WeakKeyDictionary()
+
+
+def _tiled_sampler(network, schedule):
+    """One `TiledInDISampler` per network and noise schedule, so compiled loops are reused."""
+    key = repr(schedule.get_config()) if hasattr(schedule, "get_config") else id(schedule)
     try:
-        run = _NETWORK_FUNCTIONS.get(network)
-    except TypeError:  # not weak-referenceable / hashable
-        run = None
-    if run is None:
-        run = compile_sampler_function(network, lambda network_fn, x, t: network_fn(x, t))
-        try:
-            _NETWORK_FUNCTIONS[network] = run
-        except TypeError:
-            pass
-    return run
-
-
-def _evaluate_tiles(run, tiles, t, tile_batch_size):
-    """Network outputs on `tiles` at time `t`, `tile_batch_size` tiles per call (padded, so
-    every call has the same shape and compiles once)."""
-    outputs = []
-    count = tiles.shape[0]
-    size = min(tile_batch_size, count)
-    t_vector = ops.convert_to_tensor(np.full((size,), t, "float32"))
-    for begin in range(0, count, size):
-        chunk = tiles[begin : begin + size]
-        used = chunk.shape[0]
-        if used < size:
-            chunk = np.concatenate([chunk, np.repeat(chunk[-1:], size - used, axis=0)], axis=0)
-        output = ops.convert_to_numpy(run(ops.convert_to_tensor(chunk, "float32"), t_vector))
-        outputs.append(np.asarray(output, "float32")[:used])
-    return np.concatenate(outputs, axis=0)
+        samplers = _TILED_SAMPLERS.setdefault(network, {})
+    except TypeError:  # not weak-referenceable
+        samplers = {}
+    if key not in samplers:
+        samplers[key] = TiledInDISampler(network, noise_schedule=schedule, progress_bar=False)
+    return samplers[key]
 
 
 @keras_indi_export("keras_indi.samplers.restore_tiled")
@@ -304,25 +329,18 @@ def restore_tiled(
             restore_kwargs.get("spacing", "uniform"),
         )
     add_input_noise = restore_kwargs.get("add_input_noise", True)
-    noise_free = getattr(schedule, "epsilon", None) == 0.0
-    start = images
-    if add_input_noise and not noise_free:
-        start = ops.convert_to_numpy(
-            ops.cast(images, "float32") + schedule.sigma(float(grid[0])) * step_noise(images.shape, seed, 0)
-        )
-    start = np.asarray(start, "float32")
 
     if mode == "per_tile":
         if hasattr(model, "restore") and noise_schedule is None:
             restore = model.restore
         else:
             restore = InDISampler(model, noise_schedule=schedule)
-        tiles = tiling.split(start)
+        # The start noise is drawn once for the whole image, as `InDISampler` draws it.
+        start = images
+        if add_input_noise and not schedule.is_zero:
+            start = ops.convert_to_numpy(schedule.sigma(float(grid[0])) * step_noise(images.shape, seed, 0)) + images
+        tiles = tiling.split(np.asarray(start, "float32"))
         count = tiles.shape[0]
-        size = min(tile_batch_size, count)
-        padded = -count % size
-        if padded:
-            tiles = np.concatenate([tiles, np.repeat(tiles[-1:], padded, axis=0)], axis=0)
         restored = restore(
             tiles,
             time_grid=grid,
@@ -330,36 +348,23 @@ def restore_tiled(
             stochastic=restore_kwargs.get("stochastic", True),
             add_input_noise=False,
             progress_bar=restore_kwargs.get("progress_bar", False),
-            batch_size=size,
+            batch_size=min(tile_batch_size, count),  # a short last chunk is padded
         )
         result = tiling.merge(np.asarray(restored)[:count], batch)
         return result[0] if single else result
 
     if not getattr(network, "built", True):
         network([images[:1, : tiling.tile_height, : tiling.tile_width], np.ones((1,), "float32")])
-    run = _network_function(network)
-    stochastic = restore_kwargs.get("stochastic", True) and not schedule.is_constant
-    num_steps = grid.shape[0] - 1
-    progress = keras.utils.Progbar(num_steps, unit_name="step") if restore_kwargs.get("progress_bar", False) else None
-    sample = start
-    for index in range(num_steps):
-        t, t_next = grid[index], grid[index + 1]
-        estimate = tiling.merge(_evaluate_tiles(run, tiling.split(sample), t, tile_batch_size), batch)
-        noise, noise_std = None, 0.0
-        if stochastic:
-            t_tensor = ops.convert_to_tensor(t, "float32")
-            t_next_tensor = ops.convert_to_tensor(t_next, "float32")
-            noise_std = schedule.transition_std(t_tensor, t_next_tensor)
-            noise = step_noise(sample.shape, seed, index + 1)
-        updated = indi_step(
-            ops.convert_to_tensor(estimate),
-            ops.convert_to_tensor(sample),
-            ops.convert_to_tensor(t, "float32"),
-            ops.convert_to_tensor(t_next, "float32"),
-            noise,
-            noise_std,
-        )
-        sample = np.asarray(ops.convert_to_numpy(updated), "float32")
-        if progress is not None:
-            progress.update(index + 1)
+    # Tiles per network call: `tile_batch_size` tile images, i.e. this many tile positions.
+    tiles_per_call = max(1, tile_batch_size // batch)
+    spec = (tiling.height, tiling.width) + _pair(tile_size, "tile_size") + (tiling.overlap, tiles_per_call)
+    sample = _tiled_sampler(network, schedule).run(
+        images,
+        (grid,),
+        grid.shape[0] - 1,
+        seed,
+        (bool(restore_kwargs.get("stochastic", True)), bool(add_input_noise), spec),
+        batch_size=batch,
+        progress_bar=bool(restore_kwargs.get("progress_bar", False)),
+    )
     return sample[0] if single else sample
