@@ -296,7 +296,7 @@ class TrainingCheckpoint(keras.callbacks.Callback):
     >>> model = InDIModel(TimeConditionalMLP(features=2, hidden_units=(16,)), value_range=None, seed=0)
     >>> model.compile(optimizer=keras.optimizers.Adam(1e-3, use_ema=True))
     >>> import tempfile; directory = tempfile.mkdtemp()
-    >>> checkpoint = TrainingCheckpoint(directory, keep_last=2, monitor="loss")
+    >>> checkpoint = TrainingCheckpoint(directory, keep_last=2, keep_best=0)
     >>> history = model.fit(degraded, clean, epochs=3, shuffle=False, callbacks=[checkpoint], verbose=0)
     >>> sorted(os.listdir(directory))
     ['epoch-0002', 'epoch-0003', 'latest.json']

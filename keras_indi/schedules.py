@@ -73,7 +73,7 @@ class ConstantNoise(NoiseSchedule):
     The plain InDI scheme. The sampler adds no fresh noise after the first step.
 
     >>> schedule = ConstantNoise(0.01)
-    >>> float(schedule.sigma(0.5))
+    >>> round(float(schedule.sigma(0.5)), 6)
     0.005
     """
 

@@ -29,7 +29,7 @@ class DegradationLayer(keras.layers.Layer):
     >>> import numpy as np
     >>> from keras_indi.degradations import GaussianBlur
     >>> layer = DegradationLayer(GaussianBlur(sigma=1.0), seed=0)  # or GaussianBlur(sigma=1.0).as_layer()
-    >>> layer(np.zeros((2, 16, 16, 3), "float32")).shape
+    >>> tuple(layer(np.zeros((2, 16, 16, 3), "float32")).shape)
     (2, 16, 16, 3)
 
     Args:

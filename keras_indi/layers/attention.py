@@ -17,7 +17,7 @@ class SpatialSelfAttention(keras.layers.Layer):
     Example:
 
     >>> attention = SpatialSelfAttention(num_heads=2)
-    >>> attention(keras.ops.zeros((2, 5, 3, 8))).shape
+    >>> tuple(attention(keras.ops.zeros((2, 5, 3, 8))).shape)
     (2, 5, 3, 8)
     """
 

@@ -40,7 +40,7 @@ class TimeResidualBlock(keras.layers.Layer):
     >>> block = TimeResidualBlock(16)
     >>> features = keras.ops.zeros((2, 9, 7, 8))
     >>> embedding = keras.ops.zeros((2, 32))
-    >>> block([features, embedding]).shape
+    >>> tuple(block([features, embedding]).shape)
     (2, 9, 7, 16)
     """
 

@@ -13,7 +13,7 @@ class Downsample(keras.layers.Layer):
 
     Example:
 
-    >>> Downsample(8)(keras.ops.zeros((1, 16, 12, 4))).shape
+    >>> tuple(Downsample(8)(keras.ops.zeros((1, 16, 12, 4))).shape)
     (1, 8, 6, 8)
     """
 
@@ -46,7 +46,7 @@ class Upsample(keras.layers.Layer):
 
     Example:
 
-    >>> Upsample(8)(keras.ops.zeros((1, 8, 6, 4))).shape
+    >>> tuple(Upsample(8)(keras.ops.zeros((1, 8, 6, 4))).shape)
     (1, 16, 12, 8)
     """
 

@@ -38,7 +38,7 @@ class SinusoidalTimeEmbedding(keras.layers.Layer):
     Example:
 
     >>> embedding = SinusoidalTimeEmbedding(8)
-    >>> embedding(keras.ops.array([0.0, 0.5, 1.0])).shape
+    >>> tuple(embedding(keras.ops.array([0.0, 0.5, 1.0])).shape)
     (3, 8)
     """
 
@@ -85,7 +85,7 @@ class FourierTimeEmbedding(keras.layers.Layer):
     Example:
 
     >>> embedding = FourierTimeEmbedding(16, seed=0)
-    >>> embedding(keras.ops.array([0.25, 0.75])).shape
+    >>> tuple(embedding(keras.ops.array([0.25, 0.75])).shape)
     (2, 16)
     """
 
