@@ -23,6 +23,14 @@ NATIVE_TASKS = {"gopro": "motion_deblurring", "dpdd": "defocus_deblurring", "div
 # Keep in sync with keras_indi.degradations.TASKS (not imported here: --help must stay instant).
 TASKS = ("motion_deblurring", "defocus_deblurring", "super_resolution", "jpeg", "denoising", "generation")
 TIME_DISTRIBUTIONS = ("uniform", "mass_at_one", "power", "regression")
+# --precision values: "auto" and the mixed/float32 policies of keras_indi.utils.precision.PRECISIONS
+# (not imported here: it imports Keras).
+PRECISION_CHOICES = ("auto", "float32", "mixed_bfloat16", "mixed_float16")
+PRECISION_HELP = (
+    "dtype policy of the network: auto is mixed_bfloat16 on GPUs with bfloat16 tensor cores "
+    "(NVIDIA compute capability >= 8.0) and TPUs, float32 elsewhere, or KERAS_INDI_PRECISION when "
+    "set; t, the noise and x_t stay float32 (default: %(default)s)"
+)
 # Files `keras-indi train` owns in its output folder (what --overwrite removes).
 TRAIN_FILES = ("config.json", "model.keras", "history.json", "history.csv")
 TRAIN_FOLDERS = ("checkpoints", "backup")
@@ -156,6 +164,7 @@ example:
     command.add_argument("--steps", type=_int_list(1), metavar="N,N,...", help="InDI step counts to evaluate (default: from the preset)")
     command.add_argument("--samples", type=_positive_int, help="--task toy only: training pairs (default: 4096)")
     command.add_argument("--seed", type=_non_negative_int, default=0, help="random seed (default: %(default)s)")
+    command.add_argument("--precision", choices=PRECISION_CHOICES, default="auto", help=PRECISION_HELP)
     command.add_argument("--overwrite", action="store_true", help="write into a non-empty output folder")
     command.add_argument("--quiet", action="store_true", help="no progress bars")
     command.set_defaults(handler=_run_quickstart, command_parser=command)
@@ -256,6 +265,7 @@ example:
     )
     indi.add_argument("--loss", choices=("l1", "l2"), default="l1", help="training loss (default: %(default)s)")
     command.add_argument("--learning-rate", type=_positive_float, default=3e-4, help="Adam learning rate (default: %(default)s)")
+    command.add_argument("--precision", choices=PRECISION_CHOICES, default="auto", help=PRECISION_HELP)
     command.add_argument("--output", required=True, help="run folder (model, checkpoints, history, backup)")
     restart = command.add_mutually_exclusive_group()
     restart.add_argument("--resume", action="store_true", help="continue the run in OUTPUT from its last completed epoch")
@@ -401,6 +411,7 @@ def _run_quickstart(arguments, parser):
         seed=arguments.seed,
         overwrite=arguments.overwrite,
         verbose=0 if arguments.quiet else 1,
+        precision=arguments.precision,
         **overrides,
     )
 
@@ -500,7 +511,10 @@ def _is_regression(model):
 
 # -- train ------------------------------------------------------------------------------------
 def train_config(arguments):
-    """The settings of a training run (what config.json holds)."""
+    """The settings of a training run (what config.json holds); ``precision`` is the dtype
+    policy that ``--precision`` resolved to on this machine."""
+    from keras_indi.utils.precision import resolve_precision
+
     return {
         "task": _resolve_task(arguments),
         "source": arguments.source,
@@ -521,6 +535,7 @@ def train_config(arguments):
         "noise_schedule": arguments.noise_schedule,
         "loss": arguments.loss,
         "learning_rate": arguments.learning_rate,
+        "precision": resolve_precision(arguments.precision),
         "seed": arguments.seed,
     }
 
@@ -530,6 +545,8 @@ TRAIN_CALLBACKS = []
 
 # Settings a resumed run may change.
 _RESUMABLE_CHANGES = ("epochs",)
+# Settings added after runs were first written, with the value those older runs used.
+_EARLIER_DEFAULTS = {"precision": "float32"}
 
 
 def _backup_epoch(output):
@@ -566,16 +583,24 @@ def _prepare_train_output(arguments, config):
             )
         with open(saved_path) as file:
             saved = json.load(file)
+        saved = {**_EARLIER_DEFAULTS, **saved}
         changed = [
             f"--{key.replace('_', '-')} {_show(saved.get(key))} -> {_show(config[key])}"
             for key in config
             if key not in _RESUMABLE_CHANGES and saved.get(key) != config[key]
         ]
         if changed:
+            hint = ""
+            if saved.get("precision") != config["precision"] and arguments.precision == "auto":
+                # --precision auto depends on the machine: a run started on a GPU resumed on a CPU.
+                hint = (
+                    f" --precision auto means {config['precision']} on this machine; pass "
+                    f"--precision {saved.get('precision')} to resume with the run's precision."
+                )
             raise UsageError(
                 f"cannot resume {str(output)!r} with different settings ({'; '.join(changed)}). "
                 "Repeat the options of the original command (see its config.json; only --epochs may "
-                "change), or pass --overwrite to start over."
+                f"change), or pass --overwrite to start over.{hint}"
             )
     elif existing:
         done = _backup_epoch(output)
@@ -654,6 +679,7 @@ def _run_train(arguments, parser):
     from keras_indi.quickstart import model_value_range
     from keras_indi.callbacks import NonFiniteLossGuard, TrainingCheckpoint
     from keras_indi.schedules import BrownianNoise, ConstantNoise
+    from keras_indi.utils.precision import loss_scaled_optimizer
 
     with open(output / "config.json", "w") as file:
         json.dump(
@@ -676,6 +702,7 @@ def _run_train(arguments, parser):
         attention_levels=arguments.attention_levels,
         in_channels=arguments.channels,
         dropout=arguments.dropout,
+        dtype=config["precision"],
     )
     schedule = (BrownianNoise if arguments.noise_schedule == "brownian" else ConstantNoise)(arguments.noise_epsilon)
     model = InDIModel(
@@ -686,7 +713,8 @@ def _run_train(arguments, parser):
         value_range=model_value_range(task),
         seed=arguments.seed,
     )
-    model.compile(optimizer=keras.optimizers.Adam(arguments.learning_rate))
+    optimizer = keras.optimizers.Adam(arguments.learning_rate)
+    model.compile(optimizer=loss_scaled_optimizer(optimizer, config["precision"]))  # mixed_float16 only
     size = arguments.image_size
     model(keras.ops.zeros((1, size, size, arguments.channels)))  # build before restoring a checkpoint
     model.optimizer.build(model.trainable_variables)  # else TensorFlow traces the first step twice
@@ -725,8 +753,8 @@ def _run_train(arguments, parser):
     else:
         _say(
             f"Training InDI ({task}, source {arguments.source}, {arguments.image_size}px crops, U-Net widths "
-            f"{list(arguments.widths)}) for {arguments.epochs} epoch(s) on backend {keras.backend.backend()}; "
-            f"writing to {output}."
+            f"{list(arguments.widths)}, {config['precision']}) for {arguments.epochs} epoch(s) on backend "
+            f"{keras.backend.backend()}; writing to {output}."
         )
     start = time.time()
     # shuffle=False: the pipeline already draws a new seeded order every epoch; Keras' own

@@ -38,6 +38,10 @@ Modes (`MODES`):
   are trained over the five experiments; the expected budget is roughly 4-8 GPU hours on
   one H100 (an estimate, not measured).
 
+Every mode trains its networks with ``precision="auto"``: mixed bfloat16 on GPUs with bfloat16
+tensor cores and TPUs, float32 elsewhere (override it like any setting, e.g.
+``run_steps_tradeoff(output, precision="float32")``); the metadata block records the policy used.
+
 The command line runner is ``benchmarks/run_experiments.py``::
 
     python benchmarks/run_experiments.py --mode fast --output results/fast
@@ -76,6 +80,7 @@ MODES = {
         "ddpm_timesteps": 1000,
         "generation_step_counts": (1, 2),
         "run_eagerly": True,  # a few steps: tracing the train step would cost more than running it
+        "precision": "auto",
     },
     "fast": {
         "image_size": 16,
@@ -94,6 +99,7 @@ MODES = {
         "ddpm_timesteps": 1000,
         "generation_step_counts": (1, 5, 20),
         "run_eagerly": False,
+        "precision": "auto",
     },
     "full": {
         "image_size": 64,
@@ -119,6 +125,7 @@ MODES = {
         "ddpm_timesteps": 1000,
         "generation_step_counts": (1, 2, 5, 10, 20, 50, 100),
         "run_eagerly": False,
+        "precision": "auto",
     },
 }
 
@@ -234,6 +241,7 @@ def train_ddpm(train, settings, seed, log, label="DDPM"):
 
     from keras_indi.models.ddpm import ConditionalDDPM
     from keras_indi.networks.unet import TimeConditionalUNet
+    from keras_indi.utils.precision import loss_scaled_optimizer
 
     channels = train[0].shape[-1]
     keras.utils.set_random_seed(seed)
@@ -244,10 +252,11 @@ def train_ddpm(train, settings, seed, log, label="DDPM"):
         in_channels=2 * channels,
         out_channels=channels,
         groups=max(1, settings["widths"][0] // 4),
+        dtype=settings["precision"],
     )
     model = ConditionalDDPM(network, num_timesteps=settings["ddpm_timesteps"], seed=seed)
     learning_rate = keras.optimizers.schedules.CosineDecay(settings["learning_rate"], settings["train_steps"], alpha=0.05)
-    model.compile(optimizer=keras.optimizers.Adam(learning_rate))
+    model.compile(optimizer=loss_scaled_optimizer(keras.optimizers.Adam(learning_rate), settings["precision"]))
     size = settings["image_size"]
     network.build((None, size, size, 2 * channels))
     model.optimizer.build(model.trainable_variables)
@@ -322,8 +331,11 @@ def _output_paths(output_dir, name, overwrite):
 
 def _begin(output_dir, name, mode, overwrite, overrides):
     """Validate the settings and refuse existing outputs before any training."""
+    from keras_indi.utils.precision import resolve_precision
+
     start = time.time()
     settings = experiment_settings(mode, **overrides)
+    settings["precision"] = resolve_precision(settings["precision"])  # "auto" -> the policy used
     _output_paths(output_dir, name, overwrite)
     return start, settings
 
@@ -338,6 +350,7 @@ def _metadata(name, settings, seed, data, training, start, extra=None):
         "training_steps_per_model": settings["train_steps"],
         "batch_size": settings["batch_size"],
         "learning_rate": f"{settings['learning_rate']} (cosine decay to 5%), Adam",
+        "precision": settings["precision"],
         "unet": {
             "widths": list(settings["widths"]),
             "blocks_per_level": settings["blocks_per_level"],
@@ -547,19 +560,23 @@ EXPERIMENTS = {
 }
 
 
-def run_experiments(output_dir, mode="fast", only=None, seed=0, overwrite=False, verbose=1):
+def run_experiments(output_dir, mode="fast", only=None, seed=0, overwrite=False, verbose=1, precision="auto"):
     """Run the experiments named in `only` (default: all) into `output_dir`; write
-    ``summary.json`` with each experiment's wall time. Returns ``{name: TradeoffResult}``."""
+    ``summary.json`` with each experiment's wall time. Returns ``{name: TradeoffResult}``.
+    `precision` is the networks' dtype policy (``"auto"``: see `keras_indi.utils.precision`)."""
+    from keras_indi.utils.precision import resolve_precision
+
+    precision = resolve_precision(precision)
     names = list(EXPERIMENTS) if not only else list(only)
     unknown = [name for name in names if name not in EXPERIMENTS]
     if unknown:
         raise ValueError(f"Unknown experiment(s) {unknown}. Choose from {list(EXPERIMENTS)}.")
-    results, summary = {}, {"mode": mode, "seed": seed, **device_info(), "experiments": {}}
+    results, summary = {}, {"mode": mode, "seed": seed, "precision": precision, **device_info(), "experiments": {}}
     for name in names:
         if verbose:
             print(f"[{name}] running ({mode} mode)", flush=True)
         start = time.time()
-        results[name] = EXPERIMENTS[name](output_dir, mode=mode, seed=seed, overwrite=overwrite)
+        results[name] = EXPERIMENTS[name](output_dir, mode=mode, seed=seed, overwrite=overwrite, precision=precision)
         seconds = round(time.time() - start, 2)
         summary["experiments"][name] = {"wall_seconds": seconds, "rows": len(results[name].rows)}
         if verbose:

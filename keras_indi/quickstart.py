@@ -22,7 +22,9 @@ regression baseline and writes a report folder:
 ``results.md/.csv/.json``, ``points.png`` and both ``.keras`` models.
 
 Presets: ``"cpu"`` (default) takes minutes on a laptop CPU; ``"gpu"`` is a larger network on
-larger crops for a GPU; ``tiny=True`` runs in seconds (for tests).
+larger crops for a GPU; ``tiny=True`` runs in seconds (for tests). ``precision="auto"`` (default)
+trains in mixed bfloat16 on GPUs with bfloat16 tensor cores and TPUs, float32 elsewhere
+(`keras_indi.utils.precision`); ``settings.json`` records the policy used.
 """
 
 import csv
@@ -136,6 +138,7 @@ def run_quickstart(
     seed=0,
     overwrite=False,
     verbose=1,
+    precision="auto",
     **overrides,
 ):
     """Train regression and InDI on one task, evaluate the trade-off and write a report folder.
@@ -150,6 +153,9 @@ def run_quickstart(
             noise and the restorations.
         overwrite: allow writing into a non-empty `output_dir` (report files are replaced).
         verbose: 0 silent, 1 progress bars, 2 one line per epoch.
+        precision: dtype policy of the networks: ``"auto"`` (mixed_bfloat16 on GPUs with
+            bfloat16 tensor cores and TPUs, else float32), ``"float32"``, ``"mixed_bfloat16"``
+            or ``"mixed_float16"`` (trained with loss scaling).
         **overrides: any preset setting: ``epochs``, ``steps_per_epoch``, ``image_size``,
             ``batch_size``, ``widths``, ``blocks_per_level``, ``attention_levels``,
             ``learning_rate``, ``validation_samples``, ``step_counts``; for the toy also
@@ -172,8 +178,10 @@ def run_quickstart(
             seed=seed,
             overwrite=overwrite,
             verbose=verbose,
+            precision=precision,
         )
     from keras_indi.degradations import TASKS
+    from keras_indi.utils.precision import resolve_precision
 
     if task not in TASKS:
         raise ValueError(f"Unknown task {task!r}. Choose one of: {', '.join(TASKS + (TOY_TASK,))}.")
@@ -181,6 +189,7 @@ def run_quickstart(
         raise ValueError("`num_samples` only applies to task='toy'; image tasks use `steps_per_epoch` and `batch_size`.")
     settings = resolve_settings(task, preset, tiny, **overrides)
     settings["seed"] = seed
+    settings["precision"] = resolve_precision(precision)  # the policy used, in settings.json
     prepare_output(output_dir, overwrite)
 
     import keras
@@ -222,7 +231,8 @@ def run_quickstart(
             print(
                 f"[{method}] Training {label}: {task}, {settings['epochs']} epoch(s) x "
                 f"{settings['steps_per_epoch']} steps of {settings['batch_size']} crops of "
-                f"{settings['image_size']}x{settings['image_size']} px, U-Net widths {settings['widths']}",
+                f"{settings['image_size']}x{settings['image_size']} px, U-Net widths {settings['widths']}, "
+                f"{settings['precision']}",
                 flush=True,
             )
         train, validation = datasets()  # the same batches for both models
@@ -278,15 +288,18 @@ def build_model(settings, time_distribution, task, seed, noise_schedule=None, lo
 
     `noise_schedule` defaults to 0 for tasks whose degradation is already random noise
     (``denoising``, ``generation``) and to a small 0.01 otherwise. The learning rate decays
-    with a cosine over the whole run.
+    with a cosine over the whole run. ``settings["precision"]`` (default ``"auto"``) is the
+    network's dtype policy; under ``"mixed_float16"`` the optimizer scales the loss.
     """
     import keras
 
     from keras_indi.models.indi_model import InDIModel
     from keras_indi.networks.unet import TimeConditionalUNet
+    from keras_indi.utils.precision import loss_scaled_optimizer, resolve_precision
 
     if noise_schedule is None:
         noise_schedule = 0.0 if task in UNBOUNDED_TASKS else 0.01
+    precision = resolve_precision(settings.get("precision", "auto"), 'settings["precision"]')
     keras.utils.set_random_seed(seed)
     network = TimeConditionalUNet(
         widths=settings["widths"],
@@ -294,6 +307,7 @@ def build_model(settings, time_distribution, task, seed, noise_schedule=None, lo
         attention_levels=settings["attention_levels"],
         in_channels=channels,
         groups=max(1, settings["widths"][0] // 4),  # four channels per GroupNorm group
+        dtype=precision,
     )
     model = InDIModel(
         network,
@@ -305,7 +319,7 @@ def build_model(settings, time_distribution, task, seed, noise_schedule=None, lo
     )
     total_steps = settings["epochs"] * settings["steps_per_epoch"]
     learning_rate = keras.optimizers.schedules.CosineDecay(settings["learning_rate"], total_steps, alpha=0.05)
-    model.compile(optimizer=keras.optimizers.Adam(learning_rate))
+    model.compile(optimizer=loss_scaled_optimizer(keras.optimizers.Adam(learning_rate), precision))
     size = settings["image_size"]
     network.build((None, size, size, channels))  # create the weights now
     # Optimizer variables created now, not inside the first traced train step: TensorFlow
@@ -336,9 +350,9 @@ def _write_report(output_dir, settings, result, paths, seconds, input_psnr):
         (
             f"Settings: preset `{settings['preset']}`, {settings['epochs']} epoch(s) x "
             f"{settings['steps_per_epoch']} steps, batch {settings['batch_size']}, crops "
-            f"{settings['image_size']} px, learning rate {settings['learning_rate']}, seed "
-            f"{settings['seed']}. Training time: InDI {seconds['indi']} s, regression "
-            f"{seconds['regression']} s."
+            f"{settings['image_size']} px, learning rate {settings['learning_rate']}, precision "
+            f"{settings['precision']}, seed {settings['seed']}. Training time: InDI {seconds['indi']} s, "
+            f"regression {seconds['regression']} s."
         ),
         "",
         (
@@ -369,15 +383,21 @@ def _write_report(output_dir, settings, result, paths, seconds, input_psnr):
 
 
 # -- the 2D toy ------------------------------------------------------------------------------
-def run_toy(output_dir="indi-quickstart", epochs=15, num_samples=4096, seed=0, overwrite=False, verbose=1):
+def run_toy(
+    output_dir="indi-quickstart", epochs=15, num_samples=4096, seed=0, overwrite=False, verbose=1, precision="auto"
+):
     """Train regression and InDI on the paper's 2D toy, evaluate, and write a report.
 
     Returns the list of result rows (dicts). Takes about a minute on a laptop CPU.
+    `precision` is the MLP's dtype policy, as in `run_quickstart` (recorded in results.json).
 
     Example:
 
     >>> rows = run_toy("/tmp/indi-toy", epochs=1, num_samples=512, overwrite=True, verbose=0)  # doctest: +SKIP
     """
+    from keras_indi.utils.precision import loss_scaled_optimizer, resolve_precision
+
+    precision = resolve_precision(precision)
     prepare_output(output_dir, overwrite)
     import keras
 
@@ -390,9 +410,9 @@ def run_toy(output_dir="indi-quickstart", epochs=15, num_samples=4096, seed=0, o
     test_degraded, test_clean = toy_modes_dataset(1024, seed=seed + 1)
     rows, restorations = [], {}
     for method, distribution in (("regression", "regression"), ("indi", "uniform")):
-        network = TimeConditionalMLP(features=2, hidden_units=(128, 128, 128))
+        network = TimeConditionalMLP(features=2, hidden_units=(128, 128, 128), dtype=precision)
         model = InDIModel(network, time_distribution=distribution, noise_schedule=0.0, value_range=None, seed=seed)
-        model.compile(optimizer=keras.optimizers.Adam(2e-3))
+        model.compile(optimizer=loss_scaled_optimizer(keras.optimizers.Adam(2e-3), precision))
         if verbose:
             print(f"Training {method} for {epochs} epochs on {num_samples} pairs", flush=True)
         start = time.time()
@@ -411,7 +431,7 @@ def run_toy(output_dir="indi-quickstart", epochs=15, num_samples=4096, seed=0, o
                 }
             )
         model.save(os.path.join(output_dir, f"{method}.keras"))
-    _write_tables(rows, output_dir, keras.backend.backend())
+    _write_tables(rows, output_dir, keras.backend.backend(), precision)
     _plot(test_degraded, restorations, os.path.join(output_dir, "points.png"))
     if verbose:
         print(to_markdown(rows))
@@ -429,11 +449,11 @@ def to_markdown(rows):
     return header + "\n".join(lines) + "\n"
 
 
-def _write_tables(rows, output_dir, backend):
+def _write_tables(rows, output_dir, backend, precision):
     with open(os.path.join(output_dir, "results.md"), "w") as file:
         file.write(to_markdown(rows))
     with open(os.path.join(output_dir, "results.json"), "w") as file:
-        json.dump({"backend": backend, "rows": rows}, file, indent=2)
+        json.dump({"backend": backend, "precision": precision, "rows": rows}, file, indent=2)
     with open(os.path.join(output_dir, "results.csv"), "w", newline="") as file:
         writer = csv.DictWriter(file, fieldnames=list(rows[0]))
         writer.writeheader()

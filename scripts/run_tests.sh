@@ -25,7 +25,9 @@ run() {
 
 for backend in tensorflow jax torch; do
     if have "$backend"; then
-        run env KERAS_BACKEND="$backend" "$python" -m pytest -q -p no:cacheprovider --durations=10 tests
+        # --doctest-modules: every docstring example is a test too, on every backend.
+        run env KERAS_BACKEND="$backend" "$python" -m pytest -q -p no:cacheprovider --durations=10 \
+            --doctest-modules tests keras_indi
     else
         echo "=== $backend is not installed: skipping its pass"
     fi

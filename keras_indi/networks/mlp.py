@@ -5,6 +5,7 @@ from keras import ops
 
 from keras_indi.api_export import keras_indi_export
 from keras_indi.layers.time_embedding import SinusoidalTimeEmbedding
+from keras_indi.utils.precision import resolve_dtype
 from keras_indi.utils.validation import check_number, check_positive_int
 
 
@@ -13,7 +14,8 @@ class TimeConditionalMLP(keras.Model):
     """``F([x_t, t]) -> x_hat`` for vectors: ``x_t`` of shape (batch, features), t (batch,).
 
     Each hidden layer receives the previous activations plus a projection of the time
-    embedding (additive conditioning), with SiLU activations.
+    embedding (additive conditioning), with SiLU activations. Under a mixed-precision policy t
+    is embedded in float32 and the outputs are float32.
 
     Args:
         features: size of the input and output vectors.
@@ -21,11 +23,15 @@ class TimeConditionalMLP(keras.Model):
         time_embedding_dim: size of the sinusoidal time embedding.
         dropout: dropout rate after each hidden layer.
         time_scale: multiplier of t inside the sinusoidal embedding.
+        dtype: the dtype policy, e.g. ``"mixed_bfloat16"``; ``"auto"`` picks
+            ``"mixed_bfloat16"`` on GPUs with bfloat16 tensor cores and TPUs and ``"float32"``
+            elsewhere (see `keras_indi.utils.precision.default_precision`; the saved config
+            holds the policy chosen). None (default) uses the Keras global policy.
 
     Example:
 
     >>> network = TimeConditionalMLP(features=2, hidden_units=(32, 32))
-    >>> network([keras.ops.zeros((5, 2)), keras.ops.ones((5,))]).shape
+    >>> tuple(network([keras.ops.zeros((5, 2)), keras.ops.ones((5,))]).shape)
     (5, 2)
     """
 
@@ -36,9 +42,13 @@ class TimeConditionalMLP(keras.Model):
         time_embedding_dim=32,
         dropout=0.0,
         time_scale=100.0,
+        dtype=None,
         **kwargs,
     ):
-        super().__init__(**kwargs)
+        # "auto" becomes a concrete policy here, so get_config() saves what was used.
+        super().__init__(dtype=resolve_dtype(dtype), **kwargs)
+        self._convert_input_args = False  # keep t in float32; the Dense layers cast x_t
+        self._allow_non_tensor_positional_args = True
         self.features = check_positive_int(features, "features")
         if isinstance(hidden_units, int) or not hidden_units:
             raise ValueError(f"`hidden_units` must be a non-empty list of ints. Received {hidden_units!r}.")

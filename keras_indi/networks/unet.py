@@ -8,6 +8,7 @@ from keras_indi.layers.attention import SpatialSelfAttention
 from keras_indi.layers.residual_block import TimeResidualBlock, group_count
 from keras_indi.layers.sampling import Downsample, Upsample, crop_to, pad_to_multiple
 from keras_indi.layers.time_embedding import SinusoidalTimeEmbedding
+from keras_indi.utils.precision import resolve_dtype
 from keras_indi.utils.validation import check_number, check_positive_int
 
 
@@ -23,7 +24,8 @@ class TimeConditionalUNet(keras.Model):
 
     Any image size works: the input is reflection-padded to a multiple of
     ``2 ** (len(widths) - 1)`` and the output cropped back, so a 37x31 image gives a 37x31
-    output. Outputs are float32 even under a mixed-precision policy.
+    output. Under a mixed-precision policy the convolutions compute in float16/bfloat16 while
+    t is embedded in float32 and the outputs are float32.
 
     Args:
         widths: channels per level, e.g. ``(64, 128, 256)``.
@@ -36,13 +38,17 @@ class TimeConditionalUNet(keras.Model):
         time_embedding_dim: size of the time embedding; defaults to ``4 * widths[0]``.
         num_heads: heads of the self-attention layers.
         groups: maximum GroupNorm groups.
+        dtype: the dtype policy, e.g. ``"mixed_bfloat16"``; ``"auto"`` picks
+            ``"mixed_bfloat16"`` on GPUs with bfloat16 tensor cores and TPUs and ``"float32"``
+            elsewhere (see `keras_indi.utils.precision.default_precision`; the saved config
+            holds the policy chosen). None (default) uses the Keras global policy.
 
     Example:
 
     >>> network = TimeConditionalUNet(widths=(8, 16), blocks_per_level=1, in_channels=3)
     >>> x_t = keras.ops.zeros((2, 37, 31, 3))
     >>> t = keras.ops.ones((2,))
-    >>> network([x_t, t]).shape
+    >>> tuple(network([x_t, t]).shape)
     (2, 37, 31, 3)
     """
 
@@ -57,9 +63,15 @@ class TimeConditionalUNet(keras.Model):
         time_embedding_dim=None,
         num_heads=4,
         groups=32,
+        dtype=None,
         **kwargs,
     ):
-        super().__init__(**kwargs)
+        # "auto" becomes a concrete policy here, so get_config() saves what was used.
+        super().__init__(dtype=resolve_dtype(dtype), **kwargs)
+        # Inputs keep their dtype so that t is embedded in float32: a bfloat16 t near 1 is
+        # rounded by up to 0.002 (2 radians in the sinusoids of 1000 t). Layers cast the images.
+        self._convert_input_args = False
+        self._allow_non_tensor_positional_args = True
         if isinstance(widths, int) or not widths:
             raise ValueError(f"`widths` must be a non-empty list of ints. Received {widths!r}.")
         self.widths = tuple(check_positive_int(w, "widths") for w in widths)
