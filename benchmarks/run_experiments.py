@@ -5,7 +5,8 @@
     python benchmarks/run_experiments.py --mode full --only indi_vs_ddpm --output results/ddpm
 
 Modes: ``smoke`` (plumbing check, seconds), ``fast`` (tiny CPU budget, about a minute per
-experiment on 2 cores), ``full`` (sized for one GPU: roughly 4-8 H100 hours for all five,
+experiment on 2 cores), ``gpu`` (a short GPU budget: about two experiments per 9-minute device
+call, an estimate; use ``--only`` and ``--time-limit``), ``full`` (sized for one GPU: roughly 4-8 H100 hours for all five,
 an estimate). Each experiment writes ``<name>.md/.csv/.json``, ``<name>.png`` and
 ``<name>_grid.png``; the runner adds ``summary.json`` (wall time per experiment). A non-empty
 output folder is refused unless ``--overwrite``.
@@ -31,6 +32,13 @@ def parse_args(argv=None):
     parser.add_argument("--overwrite", action="store_true", help="write into a non-empty output folder")
     parser.add_argument("--seed", type=int, default=0, help="seed of data, weights, training noise, sampling")
     parser.add_argument("--quiet", action="store_true", help="do not print the tables")
+    parser.add_argument(
+        "--time-limit",
+        type=float,
+        default=None,
+        help="seconds: start no experiment that would (by the longest so far) end after this; "
+        "skipped ones are listed in summary.json",
+    )
     return parser.parse_args(argv)
 
 
@@ -44,7 +52,10 @@ def main(argv=None):
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    run_experiments(args.output, mode=args.mode, only=args.only, seed=args.seed, overwrite=args.overwrite, verbose=0 if args.quiet else 1)
+    run_experiments(
+        args.output, mode=args.mode, only=args.only, seed=args.seed, overwrite=args.overwrite,
+        verbose=0 if args.quiet else 1, time_limit=args.time_limit,
+    )
     print(f"Results written to {args.output}")
     return 0
 

@@ -33,10 +33,15 @@ Modes (`MODES`):
 * ``"smoke"``: a few training steps on 16x16 crops with a one-level U-Net, to check the plumbing (tests; seconds).
 * ``"fast"``: a tiny CPU budget (16x16 crops, ~100 training steps, tens of seconds per
   experiment on a 2-core CPU). Far from the paper's setting: expect noisy, partial trends.
+* ``"gpu"``: sized for the short device calls a session gets (64x64 crops, a (32, 64, 128)
+  U-Net, 2000 training steps per model cycling 250 distinct batches, 128 evaluation crops,
+  step counts up to 100). An estimate, not measured: well under a minute of training per
+  model on an H100 plus compilation, so about two experiments fit in one 9-minute call; run
+  them with ``--only`` and ``--time-limit``.
 * ``"full"``: sized for one GPU (64x64 crops, a (64, 128, 256) U-Net with attention, 20k
-  training steps per model, 256 evaluation crops, step counts up to 100). About 15 models
-  are trained over the five experiments; the expected budget is roughly 4-8 GPU hours on
-  one H100 (an estimate, not measured).
+  training steps per model cycling 2000 distinct batches, 256 evaluation crops, step counts up
+  to 100). About 15 models are trained over the five experiments; the expected budget is
+  roughly 4-8 GPU hours on one H100 (an estimate, not measured).
 
 Every mode trains its networks with ``precision="auto"``: mixed bfloat16 on GPUs with bfloat16
 tensor cores and TPUs, float32 elsewhere (override it like any setting, e.g.
@@ -81,6 +86,7 @@ MODES = {
         "generation_step_counts": (1, 2),
         "run_eagerly": True,  # a few steps: tracing the train step would cost more than running it
         "precision": "auto",
+        "max_train_pairs": None,
     },
     "fast": {
         "image_size": 16,
@@ -100,6 +106,29 @@ MODES = {
         "generation_step_counts": (1, 5, 20),
         "run_eagerly": False,
         "precision": "auto",
+        "max_train_pairs": None,
+    },
+    "gpu": {
+        "image_size": 64,
+        "batch_size": 32,
+        "widths": (32, 64, 128),
+        "blocks_per_level": 1,
+        "attention_levels": (),
+        "train_steps": 2000,
+        "learning_rate": 1e-3,
+        "eval_images": 128,
+        "step_counts": (1, 2, 5, 10, 20, 50, 100),
+        "ddpm_step_counts": (1, 2, 5, 10, 20, 50, 100),
+        "ablation_step_counts": (1, 5, 20),
+        "time_distributions": (("uniform", None), ("mass_at_one", 1.0), ("mass_at_one", 3.0), ("power", 2.0)),
+        "input_noise": (0.0, 0.01, 0.05),
+        "ddpm_timesteps": 1000,
+        "generation_step_counts": (1, 5, 20, 100),
+        "run_eagerly": False,
+        "precision": "auto",
+        # 250 distinct batches cycled 8 times: the photographs are few, and making pairs
+        # (NumPy degradations on the host) would otherwise take longer than training.
+        "max_train_pairs": 8000,
     },
     "full": {
         "image_size": 64,
@@ -126,6 +155,8 @@ MODES = {
         "generation_step_counts": (1, 2, 5, 10, 20, 50, 100),
         "run_eagerly": False,
         "precision": "auto",
+        # 20000 steps x 32 crops of 64x64 would be 63 GB of float32 pairs: cycle 2000 batches.
+        "max_train_pairs": 64000,
     },
 }
 
@@ -135,7 +166,7 @@ GENERATION_METRICS = ("swd", "power_spectrum")
 
 # -- settings, data, models ------------------------------------------------------------------
 def experiment_settings(mode="fast", **overrides):
-    """The settings of `mode` (``"smoke"``, ``"fast"`` or ``"full"``) updated with `overrides`."""
+    """The settings of `mode` (``"smoke"``, ``"fast"``, ``"gpu"`` or ``"full"``) updated with `overrides`."""
     if mode not in MODES:
         raise ValueError(f"`mode` must be one of {sorted(MODES)}. Received mode={mode!r}.")
     settings = dict(MODES[mode])
@@ -178,14 +209,36 @@ def device_info():
     }
 
 
-def _arrays(task, settings, seed, source="builtin"):
-    """Training pairs (train_steps batches) and held-out evaluation pairs, as NumPy arrays.
+def train_batches_per_epoch(settings):
+    """Distinct training batches: all `train_steps` of them, or as many as `max_train_pairs`
+    allows (the models then cycle over them for ``ceil(train_steps / batches)`` epochs).
 
-    Every model of an experiment trains on exactly these batches, in this order.
+    >>> train_batches_per_epoch({"train_steps": 2000, "batch_size": 32, "max_train_pairs": 8000})
+    250
+    """
+    steps, cap = settings["train_steps"], settings.get("max_train_pairs")
+    if not cap:
+        return steps
+    return max(1, min(steps, int(cap) // settings["batch_size"]))
+
+
+_ARRAY_CACHE = {}
+
+
+def _arrays(task, settings, seed, source="builtin"):
+    """Training pairs (`train_batches_per_epoch` batches) and held-out evaluation pairs, as
+    NumPy arrays.
+
+    Every model of an experiment trains on exactly these batches, in this order. The last
+    arrays made are kept in memory, so experiments of one run on the same task, data and seed
+    (e.g. the three on 4x super-resolution) make them once.
     """
     from keras_indi.datasets import build_task_datasets, take_arrays
 
-    batch_size, steps = settings["batch_size"], settings["train_steps"]
+    batch_size, batches = settings["batch_size"], train_batches_per_epoch(settings)
+    key = (task, source, settings["image_size"], batch_size, batches, settings["eval_images"], seed)
+    if key in _ARRAY_CACHE:
+        return _ARRAY_CACHE[key]
     train, validation = build_task_datasets(
         task,
         source=source,
@@ -193,11 +246,11 @@ def _arrays(task, settings, seed, source="builtin"):
         image_size=settings["image_size"],
         batch_size=batch_size,
         seed=seed,
-        steps_per_epoch=steps,
+        steps_per_epoch=batches,
         validation_samples=settings["eval_images"],
         output="numpy",
     )
-    train_degraded, train_clean = take_arrays(train, num_batches=steps)
+    train_degraded, train_clean = take_arrays(train, num_batches=batches)
     eval_degraded, eval_clean = take_arrays(validation, num_batches=-(-settings["eval_images"] // batch_size))
     count = settings["eval_images"]
     data = {
@@ -205,9 +258,13 @@ def _arrays(task, settings, seed, source="builtin"):
         "source": source if source != "builtin" else "builtin (scikit-image photographs, photo_probability=1.0)",
         "image_size": settings["image_size"],
         "train_pairs": int(train_degraded.shape[0]),
+        "train_epochs": -(-settings["train_steps"] // batches),
         "eval_images": int(min(count, eval_degraded.shape[0])),
     }
-    return (train_degraded, train_clean), (eval_degraded[:count], eval_clean[:count]), data
+    result = (train_degraded, train_clean), (eval_degraded[:count], eval_clean[:count]), data
+    _ARRAY_CACHE.clear()  # keep one data set: the full mode's arrays are gigabytes
+    _ARRAY_CACHE[key] = result
+    return result
 
 
 def _model_settings(settings):
@@ -218,8 +275,10 @@ def _model_settings(settings):
 def _fit(model, train, settings, log, label):
     start = time.time()
     model.run_eagerly = bool(settings["run_eagerly"])
+    # Cycle the distinct batches (same order every epoch) for `train_steps` steps in all.
     history = model.fit(
-        train[0], train[1], batch_size=settings["batch_size"], epochs=1, shuffle=False, verbose=0
+        train[0], train[1], batch_size=settings["batch_size"],
+        epochs=-(-settings["train_steps"] // train_batches_per_epoch(settings)), shuffle=False, verbose=0,
     )
     losses = history.history.get("loss", [float("nan")])
     log[label] = {"training_seconds": round(time.time() - start, 2), "final_loss": float(losses[-1])}
@@ -397,9 +456,11 @@ def _finish(name, output_dir, overwrite, title, description, results, settings, 
 def _mode_note(settings):
     if settings["mode"] == "full":
         return ""
+    budget = "a short GPU budget" if settings["mode"] == "gpu" else "a tiny CPU budget"
     return (
-        f" **{settings['mode']} mode**: a tiny CPU budget ({settings['train_steps']} training steps, "
-        f"{settings['image_size']}x{settings['image_size']} crops), NOT the paper's setting."
+        f" **{settings['mode']} mode**: {budget} ({settings['train_steps']} training steps, "
+        f"{settings['image_size']}x{settings['image_size']} crops, U-Net widths {tuple(settings['widths'])}), "
+        "NOT the paper's setting."
     )
 
 
@@ -560,10 +621,18 @@ EXPERIMENTS = {
 }
 
 
-def run_experiments(output_dir, mode="fast", only=None, seed=0, overwrite=False, verbose=1, precision="auto"):
+def run_experiments(
+    output_dir, mode="fast", only=None, seed=0, overwrite=False, verbose=1, precision="auto", time_limit=None
+):
     """Run the experiments named in `only` (default: all) into `output_dir`; write
     ``summary.json`` with each experiment's wall time. Returns ``{name: TradeoffResult}``.
-    `precision` is the networks' dtype policy (``"auto"``: see `keras_indi.utils.precision`)."""
+
+    `precision` is the networks' dtype policy (``"auto"``: see `keras_indi.utils.precision`).
+    `time_limit` (seconds): start no experiment once this much time has passed, and none whose
+    expected duration (the longest experiment so far) would overrun it; those are listed as
+    ``"skipped"`` in ``summary.json``, with the reason, so a time-boxed device call still
+    ends with complete results for the experiments that ran.
+    """
     from keras_indi.utils.precision import resolve_precision
 
     precision = resolve_precision(precision)
@@ -571,16 +640,27 @@ def run_experiments(output_dir, mode="fast", only=None, seed=0, overwrite=False,
     unknown = [name for name in names if name not in EXPERIMENTS]
     if unknown:
         raise ValueError(f"Unknown experiment(s) {unknown}. Choose from {list(EXPERIMENTS)}.")
+    if time_limit is not None and (isinstance(time_limit, bool) or not time_limit > 0):
+        raise ValueError(f"`time_limit` must be a positive number of seconds or None. Received {time_limit!r}.")
     results, summary = {}, {"mode": mode, "seed": seed, "precision": precision, **device_info(), "experiments": {}}
+    run_start, longest = time.time(), 0.0
     for name in names:
-        if verbose:
-            print(f"[{name}] running ({mode} mode)", flush=True)
-        start = time.time()
-        results[name] = EXPERIMENTS[name](output_dir, mode=mode, seed=seed, overwrite=overwrite, precision=precision)
-        seconds = round(time.time() - start, 2)
-        summary["experiments"][name] = {"wall_seconds": seconds, "rows": len(results[name].rows)}
-        if verbose:
-            print(results[name].to_markdown(), f"\n[{name}] done in {seconds} s", flush=True)
+        elapsed = time.time() - run_start
+        if time_limit is not None and elapsed + longest > time_limit:
+            reason = f"time limit {time_limit:g} s: {elapsed:.0f} s used, the longest experiment so far took {longest:.0f} s"
+            summary["experiments"][name] = {"skipped": reason}
+            if verbose:
+                print(f"[{name}] skipped ({reason})", flush=True)
+        else:
+            if verbose:
+                print(f"[{name}] running ({mode} mode)", flush=True)
+            start = time.time()
+            results[name] = EXPERIMENTS[name](output_dir, mode=mode, seed=seed, overwrite=overwrite, precision=precision)
+            seconds = round(time.time() - start, 2)
+            longest = max(longest, seconds)
+            summary["experiments"][name] = {"wall_seconds": seconds, "rows": len(results[name].rows)}
+            if verbose:
+                print(results[name].to_markdown(), f"\n[{name}] done in {seconds} s", flush=True)
         with open(os.path.join(output_dir, "summary.json"), "w", encoding="utf-8") as file:
             json.dump(summary, file, indent=2)
     return results

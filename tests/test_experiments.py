@@ -14,6 +14,7 @@ import math
 import os
 import pathlib
 
+import keras
 import pytest
 
 from keras_indi import experiments
@@ -113,3 +114,42 @@ def test_settings_validation():
     assert experiments.experiment_settings("fast", train_steps=7)["train_steps"] == 7
     with pytest.raises(ValueError, match="Unknown experiment"):
         experiments.run_experiments("unused", only=["nope"])
+
+
+def test_capped_training_pairs_are_cycled_for_every_step(tmp_path):
+    """With `max_train_pairs`, models train `train_steps` steps over fewer distinct batches."""
+    settings = experiments.experiment_settings("smoke", train_steps=4, max_train_pairs=2 * SMOKE["batch_size"])
+    assert experiments.train_batches_per_epoch(settings) == 2
+    train, _, data = experiments._arrays("denoising", settings, seed=0)
+    assert train[0].shape[0] == 2 * SMOKE["batch_size"] and data["train_epochs"] == 2
+    assert experiments._arrays("denoising", settings, seed=0)[0] is train  # made once per run
+    log = {}
+    model = experiments.train_indi(train, settings, "denoising", 0, log, "capped")
+    assert int(keras.ops.convert_to_numpy(model.optimizer.iterations)) == 4
+    assert math.isfinite(log["capped"]["final_loss"])
+
+
+def test_time_limit_skips_what_would_not_fit(tmp_path, monkeypatch):
+    class Rows:
+        rows = []
+
+        def to_markdown(self):
+            return ""
+
+    calls = []
+
+    def slow(output_dir, **kwargs):
+        calls.append(output_dir)
+        import time
+
+        time.sleep(0.3)
+        return Rows()
+
+    monkeypatch.setattr(experiments, "EXPERIMENTS", {"a": slow, "b": slow, "c": slow})
+    results = experiments.run_experiments(str(tmp_path), only=["a", "b", "c"], verbose=0, time_limit=0.5)
+    assert list(results) == ["a"]  # b would end after 0.3 + 0.3 > 0.5 s
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert "skipped" in summary["experiments"]["b"] and "skipped" in summary["experiments"]["c"]
+    with pytest.raises(ValueError, match="time_limit"):
+        experiments.run_experiments(str(tmp_path), only=["a"], verbose=0, time_limit=0)
+    assert len(calls) == 1
