@@ -768,6 +768,146 @@ def test_tf_data_feeds_model_fit():
 
 
 # ---------------------------------------------------------------------------------------------
+# degrade_on="model": clean training crops, degraded on the device by InDIModel.
+# ---------------------------------------------------------------------------------------------
+@agnostic
+@pytest.mark.parametrize("output", ["numpy", pytest.param("tf", marks=requires_tensorflow)])
+@pytest.mark.parametrize("source", ["builtin", "array"])
+def test_degrade_on_model_yields_the_pipeline_clean_crops(output, source):
+    from keras_indi.degradations import get_task_degradation
+
+    if source == "array":
+        source = random_uint8(np.random.default_rng(12), (5, 30, 26, 3))
+
+    def build(degrade_on):
+        return build_task_datasets(
+            "denoising",
+            source=source,
+            image_size=(16, 12),
+            batch_size=3,
+            steps_per_epoch=2,
+            validation_samples=4,
+            validation_fraction=0.4,
+            output=output,
+            seed=5,
+            degrade_on=degrade_on,
+        )
+
+    train_model, val_model = build("model")
+    train_pipe, val_pipe = build("pipeline")
+    for _ in range(2):  # two epochs: new crops each epoch, the same in both modes
+        clean = take_arrays(train_model, 2)
+        _, clean_pipe = take_arrays(train_pipe, 2)
+        assert clean.shape == (6, 16, 12, 3) and clean.dtype == np.float32
+        np.testing.assert_array_equal(clean, clean_pipe)
+        if output == "numpy":
+            assert isinstance(train_model[0], np.ndarray)  # one array: fit sees x only
+            train_model.on_epoch_end()
+            train_pipe.on_epoch_end()
+    # Validation stays (degraded, clean) pairs made in the pipeline, identical in both modes.
+    degraded, clean = take_arrays(val_model, 2)
+    np.testing.assert_array_equal(degraded, take_arrays(val_pipe, 2)[0])
+    assert degraded.shape == clean.shape == (4, 16, 12, 3) and not np.allclose(degraded, clean)
+    # The matching degradation's layer form accepts these batches.
+    layer = get_task_degradation("denoising", seed=5).as_layer()
+    assert tuple(keras.ops.shape(layer(clean))) == clean.shape
+
+
+@agnostic
+def test_degrade_on_model_errors(pair_folders):
+    from keras_indi.degradations import get_task_degradation
+
+    numpy_only = {"motion_deblurring": "MotionBlur", "jpeg": "JPEGCompression"}
+    for task, name in numpy_only.items():
+        with pytest.raises(ValueError, match=f"{name}.*NumPy only.*degrade_on='pipeline'"):
+            build_task_datasets(task, image_size=8, output="numpy", degrade_on="model")
+    with pytest.raises(ValueError, match="Darken.*NumPy only.*degrade_on='pipeline'"):
+        build_task_datasets(None, degradation=Darken(), output="numpy", degrade_on="model")
+    low, high = pair_folders
+    pairs = paired_image_folder(low, high)
+    for task in (None, "denoising"):  # explicit pairs are real pairs whatever the task
+        with pytest.raises(ValueError, match="real .*pairs.*no synthetic degradation.*degrade_on='pipeline'"):
+            build_task_datasets(task, source=pairs, output="numpy", degrade_on="model")
+    with pytest.raises(ValueError, match="degrade_on"):
+        build_task_datasets("denoising", output="numpy", degrade_on="device")
+    # The clean targets of real pairs with a synthetic, layer-capable degradation are fine.
+    train, _ = build_task_datasets(
+        None,
+        source=pairs,
+        degradation=get_task_degradation("denoising"),
+        image_size=8,
+        batch_size=2,
+        output="numpy",
+        degrade_on="model",
+    )
+    assert train[0].shape == (2, 8, 8, 3)
+
+
+@agnostic
+def test_degrade_on_model_real_pairs_named_source(tmp_path):
+    rng = np.random.default_rng(13)
+    for i in range(2):
+        low, high = block_image(rng, 4, 4, 4)
+        save(str(tmp_path / "DIV2K_train_HR" / f"{i:04d}.png"), high)
+        save(str(tmp_path / "DIV2K_train_LR_bicubic" / "X4" / f"{i:04d}x4.png"), low)
+        save(str(tmp_path / "DIV2K_valid_HR" / f"{800 + i:04d}.png"), high)
+        save(str(tmp_path / "DIV2K_valid_LR_bicubic" / "X4" / f"{800 + i:04d}x4.png"), low)
+    kwargs = {"source": "div2k", "data_dir": tmp_path, "image_size": 8, "batch_size": 2, "output": "numpy"}
+    with pytest.raises(ValueError, match="source='div2k'.*no synthetic degradation"):
+        build_task_datasets("super_resolution", degrade_on="model", **kwargs)
+    # Another task on DIV2K's clean targets (as in the paper): synthetic, so on the device.
+    train, _ = build_task_datasets("denoising", validation_fraction=0, degrade_on="model", **kwargs)
+    assert train[0].shape == (2, 8, 8, 3)
+
+
+@agnostic
+@requires_tensorflow
+def test_degrade_on_model_tfds_stream_with_mock_data():
+    import tensorflow_datasets as tfds
+
+    with tfds.testing.mock_data(num_examples=6):
+        source = tfds_clean_source("mnist", split="train")
+        kwargs = {"source": source, "image_size": 16, "batch_size": 2, "steps_per_epoch": 2}
+        kwargs.update(output="tf", seed=1)
+        train, val = build_task_datasets("denoising", degrade_on="model", **kwargs)
+        train_pipe, val_pipe = build_task_datasets("denoising", **kwargs)
+        clean = take_arrays(train, 2)
+        assert clean.shape == (4, 16, 16, 3)
+        np.testing.assert_array_equal(clean, take_arrays(train_pipe, 2)[1])
+        degraded, clean = take_arrays(val, 1)
+        np.testing.assert_array_equal(degraded, take_arrays(val_pipe, 1)[0])
+
+
+@pytest.mark.parametrize("output", ["numpy", pytest.param("tf", marks=requires_tensorflow)])
+def test_degrade_on_model_feeds_indi_model_fit(output):
+    """On every backend: clean-only batches, degraded in InDIModel's train step; validation
+    on pipeline-made pairs. (A one-convolution network keeps compilation short.)"""
+    from keras_indi.degradations import get_task_degradation
+    from keras_indi.models import InDIModel
+
+    train, val = build_task_datasets(
+        "super_resolution",
+        source="dead_leaves",
+        image_size=16,
+        batch_size=2,
+        steps_per_epoch=2,
+        validation_samples=2,
+        output=output,
+        seed=4,
+        degrade_on="model",
+    )
+    x_t, t = keras.Input((16, 16, 3)), keras.Input(())
+    network = keras.Model([x_t, t], keras.layers.Conv2D(3, 3, padding="same")(x_t))
+    model = InDIModel(network, degradation=get_task_degradation("super_resolution", seed=4), seed=0)
+    model.compile(optimizer="adam")
+    history = model.fit(train, validation_data=val, epochs=1, verbose=0, shuffle=False)
+    assert np.isfinite(history.history["loss"]).all() and np.isfinite(history.history["val_loss"]).all()
+    clean = take_arrays(train, 1)
+    degraded = keras.ops.convert_to_numpy(model.degrade(clean))
+    assert degraded.shape == clean.shape and not np.allclose(degraded, clean)
+
+
+# ---------------------------------------------------------------------------------------------
 # With the real degradations.
 # ---------------------------------------------------------------------------------------------
 def _has_real_degradations():

@@ -2,7 +2,8 @@
 
 One sampler (NumPy) produces every batch from ``(seed, epoch, batch index)`` alone, so the
 pipelines are reproducible, the ``tf.data`` and ``keras.utils.PyDataset`` outputs hold
-identical batches, and TensorFlow stays optional.
+identical batches, and TensorFlow stays optional. With ``degrade_on="model"`` the training
+pipeline yields the clean crops only and the model degrades them on the device.
 """
 
 import math
@@ -43,6 +44,7 @@ NAMED_SOURCES = ("builtin", "dead_leaves", "gopro", "dpdd", "div2k")
 _ORDER, _TRAIN, _TRAIN_DEGRADE, _VALID, _VALID_DEGRADE, _SPLIT = range(1, 7)
 _DEFAULT_PROCEDURAL_STEPS = 50
 _TFDS_NAME = re.compile(r"^[a-z][a-z0-9_]*(/[A-Za-z0-9_.+-]+)?(:[0-9.*]+)?$")
+DEGRADE_ON = ("pipeline", "model")
 
 
 @keras_indi_export("keras_indi.datasets.tensorflow_available")
@@ -188,6 +190,8 @@ class PairSampler:
     for its crop, flips and (procedural sources) content; finite sources visit their items in
     a per-epoch permutation. The batch degradation seed comes from ``(seed, e, batch index)``.
     Validation ignores the epoch and never flips: every pass yields the same batches.
+    With ``clean_only=True`` a batch is the clean crops alone (the same crops as with
+    ``clean_only=False``), for a model that degrades them itself.
     """
 
     def __init__(
@@ -201,6 +205,7 @@ class PairSampler:
         num_batches=None,
         num_samples=None,
         flips=True,
+        clean_only=False,
     ):
         self.source = source
         self.image_size = image_size
@@ -209,6 +214,7 @@ class PairSampler:
         self.training = training
         self.degradation = degradation
         self.flips = bool(flips) and training
+        self.clean_only = bool(clean_only)
         self.epoch = 0
         finite = isinstance(source, _Finite)
         if training:
@@ -252,6 +258,8 @@ class PairSampler:
             degraded.append(d)
             clean.append(c)
         clean = np.stack(clean)
+        if self.clean_only:
+            return clean
         if self.source.paired and self.degradation is None:
             return np.stack(degraded), clean
         if self.training:
@@ -288,7 +296,9 @@ class PairedPyDataset(keras.utils.PyDataset):
     Made by `build_task_datasets(..., output="numpy")`; usable directly in ``model.fit``
     on every backend. ``dataset[i]`` is batch ``i`` of the current epoch; the epoch (hence the
     random crops and flips of a training pipeline) advances in ``on_epoch_end``, which
-    ``fit`` calls. Validation datasets return the same batches every epoch.
+    ``fit`` calls. Validation datasets return the same batches every epoch. A training
+    pipeline made with ``degrade_on="model"`` yields the clean batch alone (an array, which
+    ``fit`` reads as inputs without targets: `InDIModel` then degrades it on the device).
     """
 
     def __init__(self, sampler, workers=1, use_multiprocessing=False, max_queue_size=10):
@@ -328,21 +338,28 @@ def _tf_dataset(sampler, channels):
 
     height, width = sampler.image_size
     batch_dim = sampler.batch_size if sampler.training else None
+    shape = (batch_dim, height, width, channels)
 
     def make(epoch, index):
         degraded, clean = tf.numpy_function(
             sampler.batch, [epoch, index], [tf.float32, tf.float32], stateful=False
         )
-        shape = (batch_dim, height, width, channels)
         degraded.set_shape(shape)
         clean.set_shape(shape)
         return degraded, clean
+
+    def make_clean(epoch, index):
+        clean = tf.numpy_function(sampler.batch, [epoch, index], tf.float32, stateful=False)
+        clean.set_shape(shape)
+        return clean
 
     dataset = tf.data.Dataset.from_generator(
         indices, output_signature=(tf.TensorSpec((), tf.int64), tf.TensorSpec((), tf.int64))
     )
     dataset = dataset.apply(tf.data.experimental.assert_cardinality(sampler.num_batches))
-    dataset = dataset.map(make, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    dataset = dataset.map(
+        make_clean if sampler.clean_only else make, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True
+    )
     return dataset.prefetch(tf.data.AUTOTUNE)
 
 
@@ -575,6 +592,8 @@ def build_task_datasets(
     max_examples=None,
     shuffle_buffer=256,
     workers=1,
+    use_multiprocessing=False,
+    degrade_on="pipeline",
 ):
     """Training and validation pipelines of ``(degraded, clean)`` batches for an InDI task.
 
@@ -616,6 +635,25 @@ def build_task_datasets(
     degradation(clean_batch, seed=...)`` with a seed derived from `seed`, the epoch and the
     batch index.
 
+    Degrading on the device: the synthetic degradation runs in NumPy on the host, which can
+    be slower than a GPU trains (blur and bicubic resizing cost far more than cropping). With
+    ``degrade_on="model"`` the training pipeline yields the clean crops only (the same crops
+    as with ``"pipeline"`` for the same `seed`) and `InDIModel` degrades them inside its
+    compiled train step with the degradation's Keras-layer form; validation batches stay
+    ``(degraded, clean)`` pairs made in the pipeline, so validation is fixed and reproducible.
+    Give the model the same degradation::
+
+        train, val = build_task_datasets("super_resolution", seed=0, degrade_on="model")
+        model = InDIModel(network, degradation=get_task_degradation("super_resolution", seed=0))
+        model.compile()
+        model.fit(train, validation_data=val)
+
+    This needs a clean-only (or synthetically degraded) source and a degradation with a layer
+    form (``supports_layer``): noise, pure noise, Gaussian/defocus blur, bicubic downsampling
+    and `Compose` of those, i.e. the tasks "denoising", "generation", "defocus_deblurring"
+    and "super_resolution". JPEG and motion blur run in NumPy only, and real pairs (GoPro,
+    DPDD, DIV2K for their own task) have no synthetic degradation: use ``"pipeline"`` there.
+
     Args:
         task: one of ``keras_indi.degradations.TASKS`` (its default degradation comes from
             ``get_task_degradation(task, seed=seed)``), or None with a paired source or an
@@ -656,11 +694,19 @@ def build_task_datasets(
         max_examples: TFDS sources: read at most this many examples per split. With
             ``output="numpy"`` a TFDS split is decoded into memory (``output="tf"`` streams it).
         shuffle_buffer: TFDS sources with ``output="tf"``: shuffle buffer (examples).
-        workers: PyDataset workers (threads) for ``output="numpy"``.
+        workers: PyDataset workers for ``output="numpy"`` (threads, or processes with
+            `use_multiprocessing`).
+        use_multiprocessing: ``output="numpy"``: run the `workers` in processes rather than
+            threads (NumPy degradations hold the GIL part of the time).
+        degrade_on: "pipeline" (default): training batches are ``(degraded, clean)`` pairs
+            degraded in NumPy on the host. "model": training batches are the clean crops
+            only, for an `InDIModel` given the same degradation (see above); raises a
+            ValueError for real pairs and for degradations without a layer form.
 
     Returns:
         ``(train, validation)``: two ``tf.data.Dataset`` or two `PairedPyDataset`
         (``validation`` is None when ``validation_fraction=0`` and no official split applies).
+        With ``degrade_on="model"``, ``train`` yields clean batches only.
         The pipelines shuffle themselves: ``fit(train, ..., shuffle=False)`` avoids Keras'
         warning that its ``shuffle`` is ignored for a ``tf.data.Dataset``.
     """
@@ -688,6 +734,10 @@ def build_task_datasets(
         scale = _check_int(scale, "scale")
     channels = check_channels(channels)
     degradation = _check_degradation(degradation)
+    if degrade_on not in DEGRADE_ON:
+        raise ValueError(
+            f"`degrade_on` must be one of {list(DEGRADE_ON)}. Received degrade_on={degrade_on!r}."
+        )
     output = _resolve_output(output)
     dead_leaves_kwargs = dict(dead_leaves_kwargs or {})
     named = source if isinstance(source, str) and source in NAMED_SOURCES else None
@@ -714,6 +764,9 @@ def build_task_datasets(
                 "or a `degradation`."
             )
         degradation = _task_degradation(task, seed)
+    clean_only = degrade_on == "model"
+    if clean_only:
+        _check_degrade_on_model(use_real_pairs, degradation, task, named)
 
     from keras_indi.datasets import tfds_sources
 
@@ -721,9 +774,7 @@ def build_task_datasets(
         if official_val is None and validation_fraction:
             train_source, official_val = train_source.split_fraction(validation_fraction)
         if output == "tf":
-            return tfds_sources.tfds_pipelines(
-                train_source,
-                official_val,
+            arguments = (
                 image_size,
                 batch_size,
                 seed,
@@ -735,6 +786,15 @@ def build_task_datasets(
                 max_examples,
                 shuffle_buffer,
             )
+            if not clean_only:
+                return tfds_sources.tfds_pipelines(train_source, official_val, *arguments)
+            # Same crops as with degrade_on="pipeline": a no-op degradation, then keep the clean.
+            no_degradation = _replace(arguments, 3, _no_degradation)
+            train, _ = tfds_sources.tfds_pipelines(train_source, None, *no_degradation)
+            val = None
+            if official_val is not None:
+                _, val = tfds_sources.tfds_pipelines(train_source, official_val, *arguments)
+            return train.map(lambda degraded, clean: clean), val
         train_source = _Finite(*train_source.materialize(max_examples, channels))
         if official_val is not None:
             official_val = _Finite(*official_val.materialize(max_examples, channels))
@@ -785,6 +845,7 @@ def build_task_datasets(
         degradation if not use_real_pairs else None,
         num_batches=num_batches,
         flips=flips,
+        clean_only=clean_only,
     )
     val_sampler = None
     if val_source is not None:
@@ -801,9 +862,46 @@ def build_task_datasets(
         train = _tf_dataset(train_sampler, channels)
         val = _tf_dataset(val_sampler, channels) if val_sampler else None
     else:
-        train = PairedPyDataset(train_sampler, workers=workers)
-        val = PairedPyDataset(val_sampler, workers=workers) if val_sampler else None
+        workers = _check_int(workers, "workers", minimum=0)
+        kwargs = {"workers": workers, "use_multiprocessing": bool(use_multiprocessing)}
+        train = PairedPyDataset(train_sampler, **kwargs)
+        val = PairedPyDataset(val_sampler, **kwargs) if val_sampler else None
     return train, val
+
+
+def _check_degrade_on_model(use_real_pairs, degradation, task, named):
+    """Raise a ValueError when ``degrade_on="model"`` cannot apply, saying why and what to do."""
+    if use_real_pairs:
+        if named:
+            what = f"source={named!r} gives real (degraded, clean) pairs for task {NATIVE_TASKS[named]!r}"
+        else:
+            what = "`source` holds real (degraded, clean) pairs (used as they are, whatever `task` is)"
+        raise ValueError(
+            f"degrade_on='model' needs clean images and a synthetic degradation, but {what}: real "
+            "pairs have no synthetic degradation to run on the device. Use degrade_on='pipeline' "
+            "(the default), or pass a `degradation` to degrade the clean targets synthetically."
+        )
+    name = type(degradation).__name__
+    if not getattr(degradation, "supports_layer", False):
+        if hasattr(degradation, "layer_unsupported_reason"):
+            why = f"no Keras-layer form: {degradation.layer_unsupported_reason}"
+        else:
+            why = "not a keras_indi Degradation with a Keras-layer form (`supports_layer`)"
+        of_task = f" (the degradation of task {task!r})" if task else ""
+        raise ValueError(
+            f"{name}{of_task} runs in NumPy only ({why}), so the model cannot apply it on the "
+            "device: use degrade_on='pipeline'."
+        )
+
+
+def _no_degradation(clean, seed=None):
+    return clean
+
+
+def _replace(values, index, value):
+    values = list(values)
+    values[index] = value
+    return values
 
 
 def _tfds_split(source, split):
@@ -831,13 +929,15 @@ def take_arrays(dataset, num_batches=1):
     `build_task_datasets` (and any iterable of ``(x, y)`` batches). Handy in notebooks::
 
         degraded, clean = take_arrays(validation, num_batches=2)
+        clean = take_arrays(train, num_batches=2)  # a degrade_on="model" training pipeline
 
-    Note that iterating a training pipeline starts a new epoch (new random crops).
+    A pipeline of clean batches only (``degrade_on="model"``) gives one array, the clean
+    images. Note that iterating a training pipeline starts a new epoch (new random crops).
     """
     num_batches = _check_int(num_batches, "num_batches")
     if dataset is None:
         raise ValueError("`dataset` is None (no validation pipeline was built?).")
-    degraded, clean = [], []
+    columns = []
     if isinstance(dataset, keras.utils.PyDataset):
         count = min(num_batches, len(dataset))
         batches = (dataset[i] for i in range(count))
@@ -848,14 +948,15 @@ def take_arrays(dataset, num_batches=1):
     for i, batch in enumerate(batches):
         if i >= num_batches:
             break
-        if not isinstance(batch, (tuple, list)) or len(batch) != 2:
-            raise ValueError("`dataset` must yield (degraded, clean) pairs of batches.")
-        degraded.append(
-            keras.ops.convert_to_numpy(batch[0]) if not isinstance(batch[0], np.ndarray) else batch[0]
-        )
-        clean.append(
-            keras.ops.convert_to_numpy(batch[1]) if not isinstance(batch[1], np.ndarray) else batch[1]
-        )
-    if not degraded:
+        if not isinstance(batch, (tuple, list)):
+            batch = (batch,)  # clean images only
+        if len(batch) not in (1, 2) or (columns and len(batch) != len(columns)):
+            raise ValueError("`dataset` must yield (degraded, clean) pairs of batches, or clean batches.")
+        if not columns:
+            columns = [[] for _ in batch]
+        for column, array in zip(columns, batch):
+            column.append(keras.ops.convert_to_numpy(array) if not isinstance(array, np.ndarray) else array)
+    if not columns:
         raise ValueError("`dataset` is empty.")
-    return np.concatenate(degraded), np.concatenate(clean)
+    arrays = tuple(np.concatenate(column) for column in columns)
+    return arrays if len(arrays) == 2 else arrays[0]
