@@ -259,3 +259,17 @@ def test_help_explains_each_command_with_an_example(command, capsys):
 )
 def test_usage_errors_exit_2_with_a_message(argv, expected, capsys):
     assert expected in fails(argv, capsys)
+
+
+def test_train_degrading_on_the_device(tmp_path, capsys):
+    folder = tmp_path / "on-device"
+    argv = ["train", *TINY, "--task", "super_resolution", "--degrade-on", "model", "--epochs", "1", "--output", str(folder)]
+    assert main(argv) == 0
+    config = json.loads((folder / "config.json").read_text())
+    assert config["degrade_on"] == "model"
+    model = cli.load_indi_model(folder / "model.keras")
+    assert model.degradation is not None  # saved with the model: it degrades clean crops in fit
+    history = json.loads((folder / "history.json").read_text())
+    assert np.isfinite(history["loss"][0]) and np.isfinite(history["val_loss"][0])
+    error = fails(["train", *TINY, "--task", "motion_deblurring", "--degrade-on", "model", "--output", str(tmp_path / "m")], capsys)
+    assert "NumPy only" in error and "pipeline" in error

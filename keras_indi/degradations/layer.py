@@ -56,6 +56,9 @@ class DegradationLayer(keras.layers.Layer):
         self.seed = seed
         self.seed_generator = keras.random.SeedGenerator(seed)
         self.trainable = False
+        # No weights to create (the seed state exists already): built from the start, so a model
+        # holding this layer but not calling it (e.g. on (degraded, clean) pairs) is fully built.
+        self.built = True
 
     def call(self, inputs, training=None):
         check_static_image_batch(inputs, f"DegradationLayer({type(self.degradation).__name__})")
