@@ -31,6 +31,12 @@ def parse_args(argv=None):
     parser.add_argument("--output", required=True, help="output folder (must be empty or absent)")
     parser.add_argument("--overwrite", action="store_true", help="write into a non-empty output folder")
     parser.add_argument("--seed", type=int, default=0, help="seed of data, weights, training noise, sampling")
+    parser.add_argument(
+        "--seeds",
+        type=int,
+        nargs="+",
+        help="run every experiment once per seed (in seed-N/ folders) and write mean and std tables (<name>_seeds.md)",
+    )
     parser.add_argument("--quiet", action="store_true", help="do not print the tables")
     parser.add_argument(
         "--time-limit",
@@ -54,7 +60,7 @@ def main(argv=None):
         return 2
     run_experiments(
         args.output, mode=args.mode, only=args.only, seed=args.seed, overwrite=args.overwrite,
-        verbose=0 if args.quiet else 1, time_limit=args.time_limit,
+        verbose=0 if args.quiet else 1, time_limit=args.time_limit, seeds=args.seeds,
     )
     print(f"Results written to {args.output}")
     return 0

@@ -621,8 +621,44 @@ EXPERIMENTS = {
 }
 
 
+def aggregate_seeds(results):
+    """One table from the same experiment run with several seeds: for each (method, steps) row
+    the mean over seeds of every metric and its sample standard deviation (``<metric>_std``).
+
+    The spread says how much of a difference between two rows is just the seed.
+
+    >>> from keras_indi.evaluation import TradeoffResult
+    >>> runs = [TradeoffResult([{"method": "InDI", "num_steps": 1, "psnr": value}], ["psnr"]) for value in (30.0, 32.0)]
+    >>> aggregate_seeds(runs).rows
+    [{'method': 'InDI', 'num_steps': 1, 'psnr': 31.0, 'psnr_std': 1.4142135623730951, 'seeds': 2}]
+    """
+    from keras_indi.evaluation import TradeoffResult
+
+    if not results:
+        raise ValueError("`results` is empty: pass the TradeoffResult of each seed.")
+    metrics = results[0].metrics
+    groups = {}
+    for result in results:
+        if result.metrics != metrics:
+            raise ValueError(f"Results to aggregate must have the same metrics. Received {metrics} and {result.metrics}.")
+        for row in result.rows:
+            groups.setdefault((row["method"], row["num_steps"]), []).append(row)
+    rows = []
+    for (method, num_steps), group in groups.items():
+        row = {"method": method, "num_steps": num_steps}
+        for metric in metrics:
+            values = np.array([r[metric] for r in group if r.get(metric) is not None], "float64")
+            row[metric] = float(values.mean()) if values.size else None
+            row[f"{metric}_std"] = float(values.std(ddof=1)) if values.size > 1 else None
+        row["seeds"] = len(group)
+        rows.append(row)
+    columns = [name for metric in metrics for name in (metric, f"{metric}_std")]
+    metadata = {"seeds": [r.metadata.get("seed") for r in results], "aggregated": "mean and sample std over seeds"}
+    return TradeoffResult(rows, columns + ["seeds"], metadata=metadata)
+
+
 def run_experiments(
-    output_dir, mode="fast", only=None, seed=0, overwrite=False, verbose=1, precision="auto", time_limit=None
+    output_dir, mode="fast", only=None, seed=0, overwrite=False, verbose=1, precision="auto", time_limit=None, seeds=None
 ):
     """Run the experiments named in `only` (default: all) into `output_dir`; write
     ``summary.json`` with each experiment's wall time. Returns ``{name: TradeoffResult}``.
@@ -632,7 +668,13 @@ def run_experiments(
     expected duration (the longest experiment so far) would overrun it; those are listed as
     ``"skipped"`` in ``summary.json``, with the reason, so a time-boxed device call still
     ends with complete results for the experiments that ran.
+
+    `seeds` (a list of ints) repeats every experiment once per seed, each in its own folder
+    ``seed-<n>/``, then writes ``<name>_seeds.md/.csv/.json`` (mean and standard deviation over
+    seeds, `aggregate_seeds`) in `output_dir`; it returns ``{name: aggregated result}``.
     """
+    if seeds is not None:
+        return _run_seeds(output_dir, mode, only, seeds, overwrite, verbose, precision, time_limit)
     from keras_indi.utils.precision import resolve_precision
 
     precision = resolve_precision(precision)
@@ -664,3 +706,36 @@ def run_experiments(
         with open(os.path.join(output_dir, "summary.json"), "w", encoding="utf-8") as file:
             json.dump(summary, file, indent=2)
     return results
+
+
+def _run_seeds(output_dir, mode, only, seeds, overwrite, verbose, precision, time_limit):
+    seeds = [int(seed) for seed in seeds]
+    if len(seeds) < 2 or len(set(seeds)) != len(seeds):
+        raise ValueError(f"`seeds` must list at least two different ints. Received {seeds!r}.")
+    start, per_seed = time.time(), {}
+    for seed in seeds:
+        folder = os.path.join(output_dir, f"seed-{seed}")
+        os.makedirs(folder, exist_ok=True)
+        left = None if time_limit is None else time_limit - (time.time() - start)
+        if left is not None and left <= 0:
+            break
+        per_seed[seed] = run_experiments(
+            folder, mode=mode, only=only, seed=seed, overwrite=overwrite, verbose=verbose, precision=precision, time_limit=left
+        )
+    aggregated = {}
+    for name in (list(EXPERIMENTS) if not only else list(only)):
+        runs = [results[name] for results in per_seed.values() if name in results]
+        if len(runs) < 2:
+            continue
+        aggregated[name] = aggregate_seeds(runs)
+        aggregated[name].metadata.update({"experiment": name, "mode": mode, "precision": precision})
+        lines = [f"# {name}: mean and standard deviation over seeds {aggregated[name].metadata['seeds']}", "",
+                 f"{mode} mode; the per-seed tables, plots and metadata are in `seed-<n>/`.", "",
+                 aggregated[name].to_markdown()]
+        with open(os.path.join(output_dir, f"{name}_seeds.md"), "w", encoding="utf-8") as file:
+            file.write("\n".join(lines) + "\n")
+        aggregated[name].to_csv(os.path.join(output_dir, f"{name}_seeds.csv"), overwrite=True)
+        aggregated[name].to_json(os.path.join(output_dir, f"{name}_seeds.json"), overwrite=True)
+        if verbose:
+            print(lines[0], "\n", aggregated[name].to_markdown(), flush=True)
+    return aggregated

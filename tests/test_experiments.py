@@ -153,3 +153,17 @@ def test_time_limit_skips_what_would_not_fit(tmp_path, monkeypatch):
     with pytest.raises(ValueError, match="time_limit"):
         experiments.run_experiments(str(tmp_path), only=["a"], verbose=0, time_limit=0)
     assert len(calls) == 1
+
+
+def test_several_seeds_give_mean_and_spread(tmp_path):
+    results = experiments.run_experiments(
+        str(tmp_path), mode="smoke", only=["input_noise_ablation"], seeds=[0, 1], verbose=0
+    )
+    aggregated = results["input_noise_ablation"]
+    assert aggregated.metadata["seeds"] == [0, 1]
+    for row in aggregated.rows:
+        assert row["seeds"] == 2 and math.isfinite(row["psnr"]) and row["psnr_std"] >= 0
+    for name in ("input_noise_ablation_seeds.md", "input_noise_ablation_seeds.csv", "seed-0/summary.json", "seed-1/summary.json"):
+        assert (tmp_path / name).is_file(), name
+    with pytest.raises(ValueError, match="seeds"):
+        experiments.run_experiments(str(tmp_path / "x"), mode="smoke", seeds=[3])
