@@ -236,3 +236,16 @@ def test_time_distributions_sample_in_range():
         assert abs(t.mean() - expected_mean) < 0.03, (distribution, t.mean())
     t = keras.ops.convert_to_numpy(MassAtOneTime(1.0).sample(4000, seed))
     assert abs((t == 1.0).mean() - 0.5) < 0.04
+
+
+def test_fit_warns_once_about_a_ragged_last_batch():
+    import warnings
+
+    model = InDIModel(TimeConditionalMLP(features=2, hidden_units=(8,)), value_range=None, seed=0)
+    model.compile(optimizer="adam")
+    clean = np.random.default_rng(0).normal(size=(10, 2)).astype("float32")
+    with pytest.warns(UserWarning, match=r"last batch has 2.*x\[:8\]"):
+        model.fit(clean + 0.1, clean, batch_size=4, epochs=1, verbose=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        model.fit(clean[:8] + 0.1, clean[:8], batch_size=4, epochs=1, verbose=0)  # full batches: quiet

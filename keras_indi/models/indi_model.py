@@ -1,5 +1,7 @@
 """`InDIModel`: a Keras model whose training step is the InDI objective."""
 
+import warnings
+
 import keras
 import numpy as np
 from keras import ops
@@ -285,7 +287,25 @@ class InDIModel(keras.Model):
         self._check_pairs(x, y, "fit()")
         if isinstance(validation_data, (tuple, list)) and len(validation_data) >= 2:
             self._check_pairs(validation_data[0], validation_data[1], "validation_data")
+        self._warn_ragged_last_batch(x, args, kwargs)
         return super().fit(x, y, *args, validation_data=validation_data, **kwargs)
+
+    def _warn_ragged_last_batch(self, x, args, kwargs):
+        """A short last batch of array data compiles the train step a second time (a new input
+        shape under XLA / tf.function): seconds on a CPU, tens of seconds for a large U-Net on
+        a GPU. Say so once, with the fix; the data are used as given."""
+        if args or not isinstance(x, np.ndarray) or self.run_eagerly or kwargs.get("steps_per_epoch"):
+            return
+        batch_size = kwargs.get("batch_size") or 32
+        count = x.shape[0]
+        if count > batch_size and count % batch_size:
+            warnings.warn(
+                f"fit() got {count} examples with batch_size={batch_size}: the last batch has "
+                f"{count % batch_size}, a new input shape that compiles the training step again. Use a "
+                f"number of examples divisible by batch_size (e.g. x[:{count - count % batch_size}]) "
+                "or a pipeline with full batches (keras_indi.datasets.build_task_datasets).",
+                stacklevel=3,
+            )
 
     # -- restoration ------------------------------------------------------------------------
     @property
