@@ -160,6 +160,9 @@ def test_short_last_chunk_reuses_the_compiled_loop():
     stepwise = sampler(VECTORS, num_steps=3, seed=2, batch_size=4, return_trajectory=True, progress_bar=False)
     np.testing.assert_allclose(stepwise.restored, ragged, atol=1e-5)
     assert stepwise.trajectory.shape == (4,) + VECTORS.shape
+    seen = []
+    sampler(VECTORS, num_steps=2, seed=2, batch_size=4, callback=lambda step: seen.append(tuple(step.sample.shape)), progress_bar=False)
+    assert seen == [(4, 2), (4, 2), (2, 2), (2, 2)]  # the padded last chunk shows its real inputs
 
 
 def test_unet_restore_odd_image_size():

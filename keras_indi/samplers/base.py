@@ -208,7 +208,7 @@ class BaseSampler:
             seed_of_chunk = chunk_seed(seed, chunk_index)
             if stepwise:
                 result = self._run_stepwise(
-                    chunk, tables, table_arguments, num_steps, seed_of_chunk, options,
+                    chunk, used, tables, table_arguments, num_steps, seed_of_chunk, options,
                     return_trajectory, callback, progress, chunk_index * num_steps,
                 )
             else:
@@ -232,7 +232,7 @@ class BaseSampler:
         return SamplerOutput(restored, trajectory, estimates, time_grid)
 
     def _run_stepwise(
-        self, degraded, tables, table_arguments, num_steps, seed, options, keep, callback, progress, offset
+        self, degraded, used, tables, table_arguments, num_steps, seed, options, keep, callback, progress, offset
     ):
         single = self._compiled_function("single", options)
         seed_argument = scalar_argument(seed, "int32")
@@ -248,7 +248,11 @@ class BaseSampler:
                 trajectory.append(ops.convert_to_numpy(sample))
                 estimates.append(ops.convert_to_numpy(estimate))
             if callback is not None:
-                callback(SamplerStep(index, num_steps, float(times[index]), float(times[index + 1]), sample, estimate))
+                padded = ops.shape(sample)[0] != used  # a padded last chunk: show the real inputs only
+                callback(SamplerStep(
+                    index, num_steps, float(times[index]), float(times[index + 1]),
+                    sample[:used] if padded else sample, estimate[:used] if padded else estimate,
+                ))
             if progress is not None:
                 progress.update(offset + index + 1)
         restored = ops.convert_to_numpy(sample)
