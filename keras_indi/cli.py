@@ -267,6 +267,13 @@ example:
     command.add_argument("--learning-rate", type=_positive_float, default=3e-4, help="Adam learning rate (default: %(default)s)")
     command.add_argument("--precision", choices=PRECISION_CHOICES, default="auto", help=PRECISION_HELP)
     command.add_argument(
+        "--steps-per-execution",
+        type=_positive_int,
+        default=1,
+        help="training steps per compiled call (JAX, TensorFlow): hides the per-step host dispatch "
+        "when steps are short, e.g. small networks on a GPU; the same training (default: %(default)s)",
+    )
+    command.add_argument(
         "--degrade-on",
         choices=("pipeline", "model"),
         default="pipeline",
@@ -548,6 +555,7 @@ def train_config(arguments):
         "learning_rate": arguments.learning_rate,
         "precision": resolve_precision(arguments.precision),
         "degrade_on": arguments.degrade_on,
+        "steps_per_execution": arguments.steps_per_execution,
         "seed": arguments.seed,
     }
 
@@ -556,7 +564,7 @@ def train_config(arguments):
 TRAIN_CALLBACKS = []
 
 # Settings a resumed run may change.
-_RESUMABLE_CHANGES = ("epochs",)
+_RESUMABLE_CHANGES = ("epochs", "steps_per_execution")
 # Settings added after runs were first written, with the value those older runs used.
 _EARLIER_DEFAULTS = {"precision": "float32", "degrade_on": "pipeline"}
 
@@ -737,7 +745,10 @@ def _run_train(arguments, parser):
         seed=arguments.seed,
     )
     optimizer = keras.optimizers.Adam(arguments.learning_rate)
-    model.compile(optimizer=loss_scaled_optimizer(optimizer, config["precision"]))  # mixed_float16 only
+    model.compile(
+        optimizer=loss_scaled_optimizer(optimizer, config["precision"]),  # loss scaling: mixed_float16 only
+        steps_per_execution=arguments.steps_per_execution,
+    )
     size = arguments.image_size
     model(keras.ops.zeros((1, size, size, arguments.channels)))  # build before restoring a checkpoint
     model.optimizer.build(model.trainable_variables)  # else TensorFlow traces the first step twice

@@ -249,3 +249,19 @@ def test_fit_warns_once_about_a_ragged_last_batch():
     with warnings.catch_warnings():
         warnings.simplefilter("error", UserWarning)
         model.fit(clean[:8] + 0.1, clean[:8], batch_size=4, epochs=1, verbose=0)  # full batches: quiet
+
+
+@pytest.mark.skipif(BACKEND == "torch", reason="Keras allows steps_per_execution=1 only on torch")
+def test_several_steps_per_execution_train_exactly_the_same():
+    def train(steps_per_execution):
+        keras.utils.set_random_seed(0)
+        model = InDIModel(TimeConditionalMLP(features=2, hidden_units=(8,)), value_range=None, seed=0)
+        model.compile(optimizer="adam", steps_per_execution=steps_per_execution)
+        clean = np.random.default_rng(0).normal(size=(64, 2)).astype("float32")
+        history = model.fit(clean + 0.1, clean, batch_size=8, epochs=2, shuffle=False, verbose=0)
+        return model.get_weights(), history.history["loss"]
+
+    (weights, losses), (weights_4, losses_4) = train(1), train(4)
+    assert losses == pytest.approx(losses_4, rel=1e-6)
+    for a, b in zip(weights, weights_4):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
