@@ -6,10 +6,11 @@ returns ``run(*arrays)``:
 
 * JAX: ``jax.jit`` over the network's weights passed explicitly (``stateless_call``), so
   updating the weights after training never forces a recompile and nothing is baked in as a
-  constant; a new compile happens only for a new input shape (batch, image size, number of
-  steps: loops are unrolled into ``fori_loop`` with a static trip count);
-* TensorFlow: ``tf.function(reduce_retracing=True)``: the step count is a dynamic loop
-  bound, so one trace serves every step count and batch size;
+  constant; a new compile happens only for a new input shape (batch, image size). The
+  samplers pass the step count as a traced loop bound over padded per-step tables
+  (`keras_indi.samplers.base`), so step counts do not change the shapes;
+* TensorFlow: ``tf.function(reduce_retracing=True)``: with the same traced step count and
+  padded tables, one trace serves every step count;
 * torch: eager under ``torch.no_grad()``;
 * other backends: eager.
 """
