@@ -169,8 +169,11 @@ class BaseSampler:
         return function, arguments
 
     def _table_arguments(self, tables):
+        """The tables as float32 tensors, 1D ones padded (tensors already converted pass through)."""
         return tuple(
-            ops.convert_to_tensor(pad_table(table) if np.ndim(table) == 1 else np.asarray(table, "float32"), "float32")
+            table
+            if ops.is_tensor(table)
+            else ops.convert_to_tensor(pad_table(table) if np.ndim(table) == 1 else np.asarray(table, "float32"), "float32")
             for table in tables
         )
 
@@ -212,11 +215,8 @@ class BaseSampler:
                     return_trajectory, callback, progress, chunk_index * num_steps,
                 )
             else:
-                function = self._compiled_function("fused", options)
-                restored = function(
-                    chunk, table_arguments, scalar_argument(num_steps, "int32"), scalar_argument(seed_of_chunk, "int32")
-                )
-                result = (ops.convert_to_numpy(restored), None, None)
+                function, arguments = self.fused_call(chunk, table_arguments, num_steps, seed_of_chunk, options)
+                result = (ops.convert_to_numpy(function(*arguments)), None, None)
             results.append((
                 result[0][:used],
                 None if result[1] is None else result[1][:, :used],
