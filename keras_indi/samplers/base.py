@@ -29,6 +29,7 @@ import numpy as np
 from keras import ops
 
 from keras_indi.backend import compile_sampler_function
+from keras_indi.utils.validation import check_positive_int
 
 SamplerOutput = collections.namedtuple(
     "SamplerOutput", ["restored", "trajectory", "clean_estimates", "time_grid"]
@@ -186,17 +187,23 @@ class BaseSampler:
         seed,
         options,
         *,
-        batch_size,
+        batch_size=None,
         return_trajectory=False,
         callback=None,
-        progress_bar=False,
+        progress_bar=None,
     ):
         """Restore `degraded` (checked, float32) with the step tables; NumPy or `SamplerOutput`.
 
-        `seed` is an int (see `check_sampler_seed`); chunk k of a batch restored in chunks of
-        `batch_size` uses ``chunk_seed(seed, k)``.
+        `seed` is an int or None (see `check_sampler_seed`); chunk k of a batch restored in
+        chunks of `batch_size` (default: the whole batch) uses ``chunk_seed(seed, k)``.
+        `progress_bar` None uses the sampler's default.
         """
+        seed = check_sampler_seed(seed)
+        if callback is not None and not callable(callback):
+            raise ValueError(f"`callback` must be callable. Received {callback!r}.")
         total = ops.shape(degraded)[0]
+        batch_size = check_positive_int(total if batch_size is None else batch_size, "batch_size")
+        progress_bar = self.progress_bar if progress_bar is None else bool(progress_bar)
         chunks = list(range(0, total, batch_size))
         progress = keras.utils.Progbar(num_steps * len(chunks), unit_name="step") if progress_bar else None
         stepwise = return_trajectory or callback is not None or progress is not None

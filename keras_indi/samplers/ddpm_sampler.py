@@ -14,14 +14,13 @@ from keras_indi.models.ddpm import (
     get_ddpm_schedule,
     split_prediction,
 )
-from keras_indi.samplers.base import BaseSampler, check_sampler_seed
+from keras_indi.samplers.base import BaseSampler
 from keras_indi.utils.validation import (
     check_choice,
     check_finite_and_range,
     check_float_array,
     check_network_input,
     check_number,
-    check_positive_int,
 )
 
 _METHODS = {"ddim": "deterministic by default (eta=0)", "ddpm": "ancestral (eta=1)"}
@@ -149,11 +148,6 @@ class DDPMSampler(BaseSampler):
         if method == "ddpm" and eta != 1.0:
             raise ValueError(f"`eta` applies to method='ddim' (method='ddpm' is eta=1). Received eta={eta}.")
         timesteps = self.schedule.timesteps(num_steps)
-        seed = check_sampler_seed(seed)
-        if callback is not None and not callable(callback):
-            raise ValueError(f"`callback` must be callable. Received {callback!r}.")
-        batch_size = check_positive_int(shape[0] if batch_size is None else batch_size, "batch_size")
-        show_progress = self.progress_bar if progress_bar is None else bool(progress_bar)
 
         degraded = degraded if ops.is_tensor(degraded) else np.asarray(degraded, "float32")
         if not self.network.built:
@@ -171,5 +165,5 @@ class DDPMSampler(BaseSampler):
             batch_size=batch_size,
             return_trajectory=return_trajectory,
             callback=callback,
-            progress_bar=show_progress,
+            progress_bar=progress_bar,
         )

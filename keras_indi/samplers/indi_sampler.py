@@ -226,13 +226,6 @@ class InDISampler(BaseSampler):
             grid = validate_time_grid(time_grid)
         else:
             grid = make_time_grid(num_steps, t_start, spacing)
-        seed = check_sampler_seed(seed)
-        if callback is not None and not callable(callback):
-            raise ValueError(f"`callback` must be callable. Received {callback!r}.")
-        if batch_size is None:
-            batch_size = shape[0]
-        batch_size = check_positive_int(batch_size, "batch_size")
-        show_progress = self.progress_bar if progress_bar is None else bool(progress_bar)
 
         degraded = degraded if keras.ops.is_tensor(degraded) else np.asarray(degraded, "float32")
         if not self.network.built:
@@ -247,5 +240,5 @@ class InDISampler(BaseSampler):
             batch_size=batch_size,
             return_trajectory=return_trajectory,
             callback=callback,
-            progress_bar=show_progress,
+            progress_bar=progress_bar,
         )
