@@ -714,11 +714,11 @@ def _run_seeds(output_dir, mode, only, seeds, overwrite, verbose, precision, tim
         raise ValueError(f"`seeds` must list at least two different ints. Received {seeds!r}.")
     start, per_seed = time.time(), {}
     for seed in seeds:
-        folder = os.path.join(output_dir, f"seed-{seed}")
-        os.makedirs(folder, exist_ok=True)
         left = None if time_limit is None else time_limit - (time.time() - start)
         if left is not None and left <= 0:
             break
+        folder = os.path.join(output_dir, f"seed-{seed}")
+        os.makedirs(folder, exist_ok=True)
         per_seed[seed] = run_experiments(
             folder, mode=mode, only=only, seed=seed, overwrite=overwrite, verbose=verbose, precision=precision, time_limit=left
         )
