@@ -555,6 +555,114 @@ class TrainingCheckpoint(keras.callbacks.Callback):
                 os.remove(path)
 
 
+def _temporary_sibling(path):
+    """A hidden, unique temporary path in the folder of `path`, with the same extension
+    (Keras picks the file format from it): ``dir/.name.tmp-1a2b3c4d.keras``."""
+    folder, name = os.path.split(os.fspath(path))
+    stem, extension = os.path.splitext(name)
+    return os.path.join(folder, f".{stem}.tmp-{uuid.uuid4().hex[:8]}{extension}")
+
+
+def _replace_atomically(path, write):
+    """Call ``write(temporary)`` on a temporary file next to `path`, flush it to disk and
+    rename it onto `path` (``os.replace``): `path` is never seen half-written, and a failure
+    (a kill, a full disk, an error) leaves the previous `path` intact."""
+    path = os.fspath(path)
+    temporary = _temporary_sibling(path)
+    try:
+        write(temporary)
+        _fsync(temporary)
+        os.replace(temporary, path)
+    except BaseException:
+        try:
+            os.remove(temporary)
+        except OSError:
+            pass
+        raise
+    _fsync(os.path.dirname(os.path.abspath(path)))
+
+
+@keras_indi_export("keras_indi.callbacks.save_model_atomically")
+def save_model_atomically(model, path):
+    """``model.save(path)`` into a temporary file of the same folder, renamed onto `path`.
+
+    A crash, a kill or a full disk while saving leaves the previous `path` (if any) intact
+    instead of a truncated file.
+
+    >>> save_model_atomically(model, "runs/denoising/model.keras")  # doctest: +SKIP
+    """
+    _replace_atomically(path, lambda temporary: model.save(temporary))
+
+
+@keras_indi_export("keras_indi.callbacks.write_json_atomically")
+def write_json_atomically(path, data):
+    """Write `data` as indented JSON to `path` through a temporary file and a rename."""
+
+    def write(temporary):
+        with open(temporary, "w") as file:
+            json.dump(data, file, indent=2)
+
+    _replace_atomically(path, write)
+
+
+@keras_indi_export("keras_indi.callbacks.AtomicModelCheckpoint")
+class AtomicModelCheckpoint(keras.callbacks.Callback):
+    """Save the model to one ``.keras`` file at the end of each epoch, atomically.
+
+    Like ``keras.callbacks.ModelCheckpoint(filepath)`` (whole model, one fixed file), but the
+    file is written to a temporary file in the same folder and renamed into place
+    (`save_model_atomically`): a kill or a full disk while saving leaves the previous file
+    intact, never a truncated one.
+
+    Args:
+        filepath: the ``.keras`` file.
+        monitor: the log entry for `save_best_only`, e.g. ``"val_loss"``.
+        save_best_only: save only when `monitor` improves on the best value seen (and on
+            `initial_value_threshold`); else every epoch.
+        mode: ``"min"`` or ``"max"``: whether a lower or a higher `monitor` is better.
+        initial_value_threshold: the value `monitor` must beat first (e.g. the best of an
+            earlier, resumed run).
+    """
+
+    def __init__(self, filepath, monitor="val_loss", save_best_only=False, mode="min", initial_value_threshold=None):
+        super().__init__()
+        self.filepath = os.fspath(filepath)
+        if not self.filepath.endswith(".keras"):
+            raise ValueError(f"`filepath` must end with .keras. Received filepath={self.filepath!r}.")
+        self.monitor = monitor
+        self.save_best_only = bool(save_best_only)
+        self.mode = check_choice(mode, "mode", ("min", "max"))
+        self.best = None if initial_value_threshold is None else float(initial_value_threshold)
+
+    def _improves(self, value):
+        if not math.isfinite(value):
+            return False
+        if self.best is None:
+            return True
+        return value < self.best if self.mode == "min" else value > self.best
+
+    def on_train_begin(self, logs=None):
+        # Temporary files of saves a kill interrupted (never the file itself).
+        folder, name = os.path.split(os.path.abspath(self.filepath))
+        stem, extension = os.path.splitext(name)
+        leftover = re.compile(rf"^\.{re.escape(stem)}\.tmp-[0-9a-f]{{8}}{re.escape(extension)}$")
+        for entry in os.listdir(folder) if os.path.isdir(folder) else ():
+            if leftover.match(entry):
+                try:
+                    os.remove(os.path.join(folder, entry))
+                except OSError:
+                    pass
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.save_best_only:
+            value = _scalar_logs(logs).get(self.monitor)
+            if value is None or not self._improves(value):
+                return
+            self.best = value
+        os.makedirs(os.path.dirname(os.path.abspath(self.filepath)), exist_ok=True)
+        save_model_atomically(self.model, self.filepath)
+
+
 @keras_indi_export("keras_indi.callbacks.NonFiniteLossGuard")
 class NonFiniteLossGuard(keras.callbacks.Callback):
     """Stop training at the first NaN/Inf loss, saying where and what usually causes it.

@@ -31,6 +31,9 @@ PRECISION_HELP = (
     "(NVIDIA compute capability >= 8.0) and TPUs, float32 elsewhere, or KERAS_INDI_PRECISION when "
     "set; t, the noise and x_t stay float32 (default: %(default)s)"
 )
+# The value range of the models `keras-indi train` builds (the InDIModel default): clean images
+# must lie in it; degraded inputs (noisy images, pure noise) may exceed it, [0, 255] data may not.
+MODEL_VALUE_RANGE = (-1.0, 1.0)
 # Files `keras-indi train` owns in its output folder (what --overwrite removes).
 TRAIN_FILES = ("config.json", "model.keras", "history.json", "history.csv")
 TRAIN_FOLDERS = ("checkpoints", "backup")
@@ -93,6 +96,35 @@ def _int_list(minimum):
         return values
 
     return parse
+
+
+def _value_or_range(kind, description, accept):
+    """An argparse type: one value ``V`` or a range ``LOW,HIGH`` (drawn per image); the
+    value is returned as such, the range as a ``[low, high]`` list."""
+
+    def parse(text):
+        parts = [part for part in text.replace(" ", "").split(",") if part != ""]
+        try:
+            values = [kind(part) for part in parts]
+        except ValueError:
+            values = []
+        if len(values) not in (1, 2) or not all(math.isfinite(v) and accept(v) for v in values):
+            raise argparse.ArgumentTypeError(f"expected {description} or a range LOW,HIGH of them, got {text!r}")
+        if len(values) == 2 and values[0] > values[1]:
+            raise argparse.ArgumentTypeError(f"a range LOW,HIGH needs LOW <= HIGH, got {text!r}")
+        return values[0] if len(values) == 1 else values
+
+    return parse
+
+
+# The degradation flags of `keras-indi train`: flag -> (task(s), default per task). Each
+# becomes a constructor argument of the task's degradation (`_degradation_overrides`).
+DEGRADATION_FLAGS = {
+    "noise_level": {"denoising": [0.04, 0.4]},
+    "jpeg_quality": {"jpeg": [10, 30]},
+    "scale": {"super_resolution": 4},
+    "blur_size": {"defocus_deblurring": [2.0, 6.0], "motion_deblurring": 31},
+}
 
 
 def _task(text):
@@ -206,16 +238,19 @@ def _add_train(commands):
         description="""\
 Train an InDI restoration model on (degraded, clean) image pairs and save it to
 OUTPUT/model.keras. Pairs come from --source: clean images degraded on the fly by the
---task's default degradation (builtin, dead_leaves, a folder, tfds:NAME), or real pairs
-(gopro, dpdd, div2k with --data-dir). Every epoch writes OUTPUT/checkpoints/last.keras, the
+--task's degradation (builtin, dead_leaves, a folder, tfds:NAME; its strength is set by the
+degradation options below), or real pairs (gopro, dpdd, div2k with --data-dir). The data are
+checked before the model is built. Every epoch writes OUTPUT/checkpoints/last.keras, the
 best one by validation loss to OUTPUT/checkpoints/best.keras, the losses to history.csv and
-a backup of the full training state to OUTPUT/backup. If training stops (Ctrl-C, crash, a
-time limit), run the same command with --resume: it continues from the last completed
-epoch. (Tip: put --resume in the command from the start; on an empty folder it simply
-starts.) --resume also extends a finished run: raise --epochs. A non-empty OUTPUT is
-never reused without --resume or --overwrite (which starts over, deleting the previous
-run's files). At the end OUTPUT/model.keras and OUTPUT/history.json are written; the settings
-are in OUTPUT/config.json.
+a backup of the full training state to OUTPUT/backup; .keras and .json files are written to
+a temporary file and renamed into place, so a kill never leaves a truncated one. If training
+stops (Ctrl-C, crash, a time limit), run the same command with --resume: it continues from
+the last completed epoch. (Tip: put --resume in the command from the start; on an empty
+folder it simply starts.) --resume also extends a finished run: raise --epochs. A non-empty
+OUTPUT is never reused without --resume or --overwrite (which starts over, deleting the
+previous run's files), except a run that stopped before its first epoch was saved: the same
+command starts it again. At the end OUTPUT/model.keras and OUTPUT/history.json are written;
+the settings, the degradation's included, are in OUTPUT/config.json.
 
 example:
   keras-indi train --task denoising --epochs 20 --output runs/denoising --resume
@@ -244,7 +279,7 @@ example:
     indi.add_argument(
         "--time-distribution",
         choices=TIME_DISTRIBUTIONS,
-        default="uniform",
+        default="mass_at_one",
         help=(
             "training times p(t): uniform, mass_at_one (extra mass at t=1), power (density ~ t^k) "
             "or regression (t=1 only: the one-step regression baseline) (default: %(default)s)"
@@ -264,6 +299,27 @@ example:
         help="eps_t = epsilon (constant) or epsilon / sqrt(t) (brownian) (default: %(default)s)",
     )
     indi.add_argument("--loss", choices=("l1", "l2"), default="l1", help="training loss (default: %(default)s)")
+    degradation = command.add_argument_group(
+        "degradation of the clean images (builtin, dead_leaves, a folder, tfds:NAME; recorded in config.json)"
+    )
+    degradation.add_argument(
+        "--noise-level", type=_value_or_range(float, "a noise std >= 0", lambda value: value >= 0), metavar="SIGMA",
+        help="denoising: std of the Gaussian noise on [-1, 1] images (0.1 = 12.75/255), one value or a range "
+        "LOW,HIGH drawn per image (default: 0.04,0.4)",
+    )
+    degradation.add_argument(
+        "--jpeg-quality", type=_value_or_range(int, "a JPEG quality in 1..100", lambda value: 1 <= value <= 100),
+        metavar="Q", help="jpeg: JPEG quality, one value or a range LOW,HIGH drawn per image (default: 10,30)",
+    )
+    degradation.add_argument(
+        "--scale", type=_number(int, "an integer >= 2", lambda value: value >= 2), metavar="N",
+        help="super_resolution: downsampling factor; --image-size must be a multiple of it (default: 4)",
+    )
+    degradation.add_argument(
+        "--blur-size", type=_value_or_range(float, "a positive number", lambda value: value > 0), metavar="SIZE",
+        help="defocus_deblurring: radius of the blur disk in pixels, one value or a range LOW,HIGH drawn per "
+        "image (default: 2,6); motion_deblurring: size of the blur kernel in pixels, an odd integer (default: 31)",
+    )
     command.add_argument("--learning-rate", type=_positive_float, default=3e-4, help="Adam learning rate (default: %(default)s)")
     command.add_argument("--precision", choices=PRECISION_CHOICES, default="auto", help=PRECISION_HELP)
     command.add_argument(
@@ -462,7 +518,8 @@ def _check_source(arguments):
 
 
 def _build_datasets(
-    arguments, task, steps_per_epoch=None, validation_samples=None, validation_fraction=0.1, degrade_on="pipeline"
+    arguments, task, steps_per_epoch=None, validation_samples=None, validation_fraction=0.1, degrade_on="pipeline",
+    degradation=None,
 ):
     from keras_indi.datasets import build_task_datasets
 
@@ -479,6 +536,7 @@ def _build_datasets(
         validation_samples=validation_samples,
         channels=arguments.channels,
         degrade_on=degrade_on,
+        degradation=degradation,
     )
 
 
@@ -491,6 +549,13 @@ def load_indi_model(path, option="MODEL"):
         raise UsageError(f"{option} {path!r} is a folder; pass the .keras file (e.g. {os.path.join(path, 'model.keras')}).")
     if not path.endswith(".keras"):
         raise UsageError(f"{option} {path!r} is not a .keras file (written by `keras-indi train` or `model.save`).")
+    problem = keras_file_problem(path)
+    if problem is not None:
+        raise UsageError(
+            f"{option} {path!r} is damaged: {problem}. If it belongs to a `keras-indi train` run, use "
+            "another file of the run (checkpoints/last.keras or checkpoints/best.keras), or run the "
+            "training command again with --resume to rewrite it."
+        )
     import keras
 
     import keras_indi  # noqa: F401  (registers the classes the file refers to)
@@ -552,12 +617,79 @@ def train_config(arguments):
         "noise_epsilon": arguments.noise_epsilon,
         "noise_schedule": arguments.noise_schedule,
         "loss": arguments.loss,
+        **degradation_settings(arguments),
         "learning_rate": arguments.learning_rate,
         "precision": resolve_precision(arguments.precision),
         "degrade_on": arguments.degrade_on,
         "steps_per_execution": arguments.steps_per_execution,
         "seed": arguments.seed,
     }
+
+
+def _real_pairs(task, source):
+    """Whether `source` gives real (degraded, clean) pairs for `task` (no synthetic degradation)."""
+    return NATIVE_TASKS.get(source) == task
+
+
+def degradation_settings(arguments):
+    """The degradation flags of `train` as config.json records them: the value in use for the
+    task (the flag or its default), None for flags that do not apply. Raises `UsageError` for
+    a flag given to a task (or a source of real pairs) it does not apply to."""
+    task = _resolve_task(arguments)
+    settings = {}
+    for key, defaults in DEGRADATION_FLAGS.items():
+        value = getattr(arguments, key, None)
+        flag = f"--{key.replace('_', '-')}"
+        if value is not None and task not in defaults:
+            raise UsageError(
+                f"{flag} applies to --task {' or '.join(defaults)}, not {task}. Remove it or change --task."
+            )
+        if value is not None and _real_pairs(task, arguments.source):
+            raise UsageError(
+                f"--source {arguments.source} gives real {task} pairs, which {flag} does not change. Remove "
+                f"it, or train on clean images (e.g. --source builtin) degraded with {flag}."
+            )
+        if key == "blur_size" and task == "motion_deblurring" and value is not None:
+            if isinstance(value, list) or value != int(value) or value < 3 or int(value) % 2 == 0:
+                raise UsageError(
+                    f"--blur-size for motion_deblurring is the size of the blur kernel: one odd integer >= 3, "
+                    f"e.g. 31. Received {_show(value)}."
+                )
+            value = int(value)
+        if key == "scale" and task in defaults and value is not None and arguments.image_size % value:
+            raise UsageError(
+                f"--image-size {arguments.image_size} is not a multiple of --scale {value}: pass e.g. "
+                f"--image-size {max(value, arguments.image_size - arguments.image_size % value)}."
+            )
+        if task not in defaults or _real_pairs(task, arguments.source):
+            settings[key] = None
+        else:
+            settings[key] = defaults[task] if value is None else value
+    return settings
+
+
+def _degradation_overrides(task, settings):
+    """Constructor arguments of the task's degradation for the settings of
+    `degradation_settings` (only those that differ from the defaults: an unchanged command
+    trains exactly as before these flags existed)."""
+    names = {
+        ("noise_level", "denoising"): "sigma",
+        ("jpeg_quality", "jpeg"): "quality",
+        ("scale", "super_resolution"): "factor",
+        ("blur_size", "defocus_deblurring"): "radius",
+        ("blur_size", "motion_deblurring"): "kernel_size",
+    }
+    overrides = {}
+    for key, defaults in DEGRADATION_FLAGS.items():
+        value = settings.get(key)
+        if value is None or task not in defaults or value == defaults[task]:
+            continue
+        name = names[key, task]
+        if isinstance(value, list):
+            overrides[f"{name}_range"] = tuple(value)
+        else:
+            overrides[name] = value
+    return overrides
 
 
 #: Extra Keras callbacks appended to those of `keras-indi train` (for embedding and tests).
@@ -585,6 +717,14 @@ def _prepare_train_output(arguments, config):
     if output.exists() and not output.is_dir():
         raise UsageError(f"--output {str(output)!r} is a file; pass a folder for the run.")
     existing = sorted(os.listdir(output)) if output.is_dir() else []
+    if existing and _unstarted_run(output, existing):
+        # A run that stopped before its first epoch was saved (bad data, a crash in the model
+        # setup): nothing to resume or lose, so the same command simply starts it again.
+        _say(f"note: {output} holds a run that stopped before its first epoch was saved; starting it again.")
+        for name in ("config.json", "history.csv"):
+            if (output / name).is_file():
+                (output / name).unlink()
+        existing = []
     if existing and arguments.overwrite:
         import shutil
 
@@ -597,13 +737,33 @@ def _prepare_train_output(arguments, config):
     elif existing and arguments.resume:
         saved_path = output / "config.json"
         if not saved_path.is_file():
-            raise UsageError(
-                f"--output {str(output)!r} is not empty but holds no keras-indi training run "
-                "(config.json is missing), so there is nothing to resume. Choose an empty folder."
+            if not _backup_epoch(output):
+                raise UsageError(
+                    f"--output {str(output)!r} is not empty but holds no keras-indi training run "
+                    "(config.json is missing), so there is nothing to resume. Choose an empty folder."
+                )
+            # A run whose config.json was deleted (e.g. after it was damaged, see below).
+            _say(
+                f"note: {saved_path} is missing: resuming with the settings of this command, which "
+                "must be those of the original run. A new config.json is written."
             )
-        with open(saved_path) as file:
-            saved = json.load(file)
+            return output
+        try:
+            with open(saved_path) as file:
+                saved = json.load(file)
+            if not isinstance(saved, dict):
+                raise ValueError(f"expected a JSON object, found a {type(saved).__name__}")
+        except (OSError, ValueError) as error:
+            raise UsageError(
+                f"{str(saved_path)!r} is damaged ({error}), so the settings of the run in "
+                f"{str(output)!r} cannot be checked. Delete that file and run the same command with "
+                "--resume to continue the run with this command's settings (they must be the "
+                "original ones; a new config.json is written), or pass --overwrite to start over."
+            ) from error
         saved = {**_EARLIER_DEFAULTS, **saved}
+        for key, defaults in DEGRADATION_FLAGS.items():  # runs written before these flags
+            if key not in saved and saved.get("task") == config["task"]:
+                saved[key] = None if _real_pairs(config["task"], saved.get("source")) else defaults.get(config["task"])
         changed = [
             f"--{key.replace('_', '-')} {_show(saved.get(key))} -> {_show(config[key])}"
             for key in config
@@ -629,8 +789,22 @@ def _prepare_train_output(arguments, config):
             f"--output {str(output)!r} is not empty{hint}. Pass --resume to continue that run, "
             "--overwrite to start over, or choose another folder."
         )
-    (output / "checkpoints").mkdir(parents=True, exist_ok=True)
     return output
+
+
+def _unstarted_run(output, existing):
+    """True when `output` holds only what a run that failed before saving its first epoch
+    leaves behind: config.json, a history.csv without rows, and checkpoints/ and backup/
+    folders holding nothing but hidden temporary files of unfinished writes."""
+    if not set(existing) <= {"config.json", "history.csv", "checkpoints", "backup"}:
+        return False
+    if "history.csv" in existing and _read_history(output / "history.csv"):
+        return False
+    for name in ("checkpoints", "backup"):
+        folder = output / name
+        if folder.exists() and (not folder.is_dir() or any(not entry.startswith(".") for entry in os.listdir(folder))):
+            return False
+    return all((output / name).is_file() for name in ("config.json", "history.csv") if name in existing)
 
 
 def _show(value):
@@ -676,6 +850,88 @@ def _read_history(path):
     return history
 
 
+def keras_file_problem(path):
+    """Why the `.keras` file `path` cannot be loaded (truncated or corrupted), else None.
+
+    Checks the zip container and the CRC of every member, which catches the 0-byte, truncated
+    and bit-flipped files a kill or a full disk can leave; it does not load the model."""
+    import zipfile
+
+    try:
+        if os.path.getsize(path) == 0:
+            return "it is empty (0 bytes)"
+        with zipfile.ZipFile(path) as archive:
+            bad = archive.testzip()
+        if bad is not None:
+            return f"its member {bad!r} is corrupted"
+    except zipfile.BadZipFile as error:
+        return f"it is not a complete .keras zip file: truncated or corrupted ({error})"
+    except (OSError, EOFError, RuntimeError, ValueError) as error:
+        return f"it cannot be read ({type(error).__name__}: {error})"
+    return None
+
+
+def _warn_damaged_model_files(output):
+    """On a resumed run, warn about each damaged .keras file of OUTPUT (left by a kill or a
+    full disk while an older version wrote it in place)."""
+    replaced_when = {
+        "checkpoints/last.keras": "at the end of the next epoch",
+        "checkpoints/best.keras": "when the validation loss next improves (delete it to get one at the next epoch)",
+        "model.keras": "when training ends",
+    }
+    for name, when in replaced_when.items():
+        path = output / name
+        if path.is_file():
+            problem = keras_file_problem(path)
+            if problem is not None:
+                print(
+                    f"keras-indi train: warning: {path} is damaged: {problem}. It cannot be loaded; "
+                    f"training resumes from {output / 'backup'} and the file is rewritten {when}.",
+                    file=sys.stderr,
+                    flush=True,
+                )
+
+
+def _check_image_files(folder):
+    """Open every image file of a --source folder and check its data (PNG chunk CRCs and
+    the like) without decoding it: a corrupt file is named in seconds."""
+    from PIL import Image
+
+    from keras_indi.datasets.image_io import list_image_files
+
+    for path in list_image_files(folder, argument="--source", recursive=True):
+        try:
+            with Image.open(path) as image:
+                image.verify()
+        except Exception as error:  # PIL raises many types for damaged files
+            raise UsageError(
+                f"the image file {str(path)!r} in --source is corrupt or not an image "
+                f"({type(error).__name__}: {error}). Remove or replace it, then run the same command again."
+            ) from error
+
+
+def _check_training_data(arguments, train, validation):
+    """Check the training data before the model is built: every image file of a folder
+    --source opens, and the first training and validation batches read, are finite and are on
+    the models' scale (clean images in [-1, 1]; degraded ones may exceed it, as noise does)."""
+    from keras_indi.utils.validation import check_finite_and_range
+
+    source = _check_source(arguments)
+    if source not in NAMED_SOURCES and not source.startswith("tfds:"):
+        _check_image_files(source)
+    hint = "Check the --source data (keras-indi scales image files to [-1, 1])."
+    for name, dataset in (("training", train), ("validation", validation)):
+        if dataset is None:
+            continue
+        batch = dataset[0]
+        degraded, clean = batch if isinstance(batch, tuple) else (None, batch)
+        check_finite_and_range(clean, f"the first {name} batch's clean images", MODEL_VALUE_RANGE, disable_hint=hint)
+        if degraded is not None:
+            check_finite_and_range(
+                degraded, f"the first {name} batch's degraded images", MODEL_VALUE_RANGE, disable_hint=hint, degraded=True
+            )
+
+
 def _run_train(arguments, parser):
     if not arguments.widths:
         parser.error("--widths needs at least one value, e.g. --widths 32,64,128")
@@ -696,35 +952,45 @@ def _run_train(arguments, parser):
     import keras_indi
     from keras_indi.models.indi_model import InDIModel
     from keras_indi.networks.unet import TimeConditionalUNet
-    from keras_indi.quickstart import model_value_range
-    from keras_indi.callbacks import NonFiniteLossGuard, TrainingCheckpoint
+    from keras_indi.callbacks import (
+        AtomicModelCheckpoint,
+        NonFiniteLossGuard,
+        TrainingCheckpoint,
+        save_model_atomically,
+        write_json_atomically,
+    )
     from keras_indi.schedules import BrownianNoise, ConstantNoise
     from keras_indi.utils.precision import loss_scaled_optimizer
 
-    with open(output / "config.json", "w") as file:
-        json.dump(
-            {
-                **config,
-                "backend": keras.backend.backend(),
-                "keras_version": keras.__version__,
-                "keras_indi_version": keras_indi.__version__,
-            },
-            file,
-            indent=2,
-        )
+    # The data first: a bad image file or a wrong scale is reported in seconds, before the
+    # model setup, and before anything is written to OUTPUT.
+    from keras_indi.degradations import get_task_degradation
+
+    overrides = _degradation_overrides(task, config)  # --noise-level, --jpeg-quality, ...
     train, validation = _build_datasets(
         arguments,
         task,
         steps_per_epoch=arguments.steps_per_epoch,
         validation_samples=arguments.validation_samples,
         degrade_on=arguments.degrade_on,
+        degradation=get_task_degradation(task, seed=arguments.seed, **overrides) if overrides else None,
     )
+    _check_training_data(arguments, train, validation)
+    (output / "checkpoints").mkdir(parents=True, exist_ok=True)
+    write_json_atomically(
+        output / "config.json",
+        {
+            **config,
+            "backend": keras.backend.backend(),
+            "keras_version": keras.__version__,
+            "keras_indi_version": keras_indi.__version__,
+        },
+    )
+    _warn_damaged_model_files(output)
     degradation = None
     if arguments.degrade_on == "model":
-        from keras_indi.degradations import get_task_degradation
-
         # The training batches are clean crops: the model degrades them in its compiled step.
-        degradation = get_task_degradation(task, seed=arguments.seed)
+        degradation = get_task_degradation(task, seed=arguments.seed, **overrides)
     keras.utils.set_random_seed(arguments.seed)
     network = TimeConditionalUNet(
         widths=arguments.widths,
@@ -740,7 +1006,7 @@ def _run_train(arguments, parser):
         time_distribution=time_distribution,
         noise_schedule=schedule,
         loss=arguments.loss,
-        value_range=model_value_range(task),
+        value_range=MODEL_VALUE_RANGE,  # checks the data scale; noisy inputs may exceed it
         degradation=degradation,
         seed=arguments.seed,
     )
@@ -761,7 +1027,8 @@ def _run_train(arguments, parser):
     best = [v for v in previous.get("val_loss", []) if v is not None and math.isfinite(v)]
     guard = NonFiniteLossGuard()
     callbacks = [
-        keras.callbacks.ModelCheckpoint(str(output / "checkpoints" / "last.keras")),
+        # .keras files are written to a temporary file and renamed into place (never half-written).
+        AtomicModelCheckpoint(output / "checkpoints" / "last.keras"),
         # The full training state (weights, optimizer and its EMA, the seed generators that draw
         # t and the noise), written atomically: a resumed run continues the same loss curve.
         TrainingCheckpoint(str(output / "backup"), keep_last=2, keep_best=0, monitor="loss"),
@@ -771,8 +1038,8 @@ def _run_train(arguments, parser):
     if validation is not None:
         callbacks.insert(
             1,
-            keras.callbacks.ModelCheckpoint(
-                str(output / "checkpoints" / "best.keras"),
+            AtomicModelCheckpoint(
+                output / "checkpoints" / "best.keras",
                 monitor="val_loss",
                 save_best_only=True,
                 initial_value_threshold=min(best) if best else None,
@@ -803,10 +1070,9 @@ def _run_train(arguments, parser):
             f"(see the causes above). Fix the cause (e.g. a lower --learning-rate), then run the same "
             f"command with --resume to continue from the last good epoch, or --overwrite to start over."
         )
-    model.save(str(output / "model.keras"))
+    save_model_atomically(model, output / "model.keras")
     history = _read_history(history_path)
-    with open(output / "history.json", "w") as file:
-        json.dump(history, file, indent=2)
+    write_json_atomically(output / "history.json", history)
     _say(
         f"Done in {time.time() - start:.1f} s: {output / 'model.keras'} (last epoch loss "
         f"{(history.get('loss') or [float('nan')])[-1]:.4f}). Try:\n"
@@ -987,13 +1253,6 @@ def _run_evaluate(arguments, parser):
     if channels != arguments.channels:
         raise UsageError(f"the model expects {channels}-channel images: pass --channels {channels}.")
     task = _resolve_task(arguments)
-    from keras_indi.quickstart import model_value_range
-
-    if model_value_range(task) is None:
-        # Noisy inputs leave [-1, 1]: models trained elsewhere with value_range=(-1, 1) must
-        # not reject them (set before the first restore creates the sampler).
-        for each in [model, *baselines.values()]:
-            each.value_range = None
     _, validation = _build_datasets(arguments, task, steps_per_epoch=1, validation_samples=arguments.num_images)
     if validation is None:
         raise UsageError(f"--source {arguments.source!r} gave no validation images; it needs at least 2 images.")

@@ -14,7 +14,14 @@ import numpy as np
 import pytest
 
 from keras_indi import InDIModel
-from keras_indi.callbacks import NonFiniteLossGuard, TrainingCheckpoint, read_checkpoint_state
+from keras_indi.callbacks import (
+    AtomicModelCheckpoint,
+    NonFiniteLossGuard,
+    TrainingCheckpoint,
+    read_checkpoint_state,
+    save_model_atomically,
+    write_json_atomically,
+)
 from keras_indi.datasets.toy import toy_modes_dataset
 from keras_indi.networks import TimeConditionalMLP
 
@@ -208,6 +215,71 @@ def test_crash_mid_save_leaves_previous_checkpoint_valid(tmp_path, monkeypatch):
     fresh = built_model(ema=False)
     assert TrainingCheckpoint(tmp_path).restore(fresh)["epoch"] == 2
     assert_same_values(numpy_values(fresh.trainable_variables), weights[1], atol=0)
+
+
+def test_crash_mid_save_leaves_the_previous_keras_file_intact(tmp_path, monkeypatch):
+    """A kill or a full disk while writing a .keras file must not leave it truncated: the
+    file is written next to it and renamed into place."""
+    model = built_model(ema=False)
+    path = tmp_path / "last.keras"
+    checkpoint = AtomicModelCheckpoint(path)
+    checkpoint.set_model(model)
+    checkpoint.on_epoch_end(0, {"loss": 1.0})
+    before = path.read_bytes()
+    original = model.save
+
+    def crash_halfway(target, *args, **kwargs):
+        assert os.path.dirname(os.fspath(target)) == str(tmp_path) and os.fspath(target) != str(path)
+        original(target, *args, **kwargs)
+        with open(target, "r+b") as file:
+            file.truncate(os.path.getsize(target) // 2)
+        raise OSError("disk full")
+
+    perturb(model, 1)
+    monkeypatch.setattr(model, "save", crash_halfway)
+    with pytest.raises(OSError, match="disk full"):
+        checkpoint.on_epoch_end(1, {"loss": 0.5})
+    assert path.read_bytes() == before and sorted(os.listdir(tmp_path)) == ["last.keras"]
+    with pytest.raises(OSError, match="disk full"):
+        save_model_atomically(model, path)
+    assert path.read_bytes() == before and sorted(os.listdir(tmp_path)) == ["last.keras"]
+    assert isinstance(keras.saving.load_model(path), InDIModel)
+
+    # A leftover of a killed save (no exception to clean up after) is removed at the next fit.
+    (tmp_path / ".last.tmp-0123abcd.keras").write_bytes(b"half")
+    checkpoint.on_train_begin()
+    assert sorted(os.listdir(tmp_path)) == ["last.keras"]
+
+
+def test_json_written_atomically(tmp_path, monkeypatch):
+    path = tmp_path / "config.json"
+    write_json_atomically(path, {"epochs": 1})
+
+    def crash(data, file, **kwargs):
+        file.write('{"epo')
+        raise OSError("disk full")
+
+    monkeypatch.setattr(json, "dump", crash)
+    with pytest.raises(OSError, match="disk full"):
+        write_json_atomically(path, {"epochs": 2})
+    assert json.loads(path.read_text()) == {"epochs": 1} and os.listdir(tmp_path) == ["config.json"]
+
+
+def test_atomic_model_checkpoint_saves_only_improvements(tmp_path):
+    model = built_model(ema=False)
+    path = tmp_path / "best.keras"
+    checkpoint = AtomicModelCheckpoint(path, monitor="val_loss", save_best_only=True, initial_value_threshold=1.0)
+    checkpoint.set_model(model)
+    checkpoint.on_epoch_end(0, {"val_loss": 2.0})
+    assert not path.exists()  # not better than the resumed run's best
+    checkpoint.on_epoch_end(1, {"val_loss": 0.5})
+    first = path.read_bytes()
+    perturb(model, 2)
+    checkpoint.on_epoch_end(2, {"val_loss": float("nan")})
+    checkpoint.on_epoch_end(3, {"val_loss": 0.7})
+    assert path.read_bytes() == first and checkpoint.best == 0.5
+    with pytest.raises(ValueError, match=".keras"):
+        AtomicModelCheckpoint(tmp_path / "model.h5")
 
 
 def test_keep_last_and_keep_best_rotation(tmp_path):

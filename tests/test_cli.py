@@ -91,9 +91,28 @@ def test_train_interrupted_then_resumed(run):
     assert len(history["loss"]) == len(history["val_loss"]) == 2
     config = json.loads((folder / "config.json").read_text())
     assert config["widths"] == [8, 16] and config["epochs"] == 2 and config["task"] == "denoising"
+    assert config["noise_level"] == [0.04, 0.4] and config["jpeg_quality"] is None  # the degradation in use
     model = cli.load_indi_model(folder / "model.keras")
     assert model.network.widths == (8, 16)
-    assert model.value_range is None  # denoised inputs leave [-1, 1]
+    assert model.value_range == (-1.0, 1.0)  # checks the scale; noisy inputs may exceed it
+
+
+def test_trained_models_accept_noise_and_refuse_0_255_data(run):
+    """CLI-trained denoising models keep the default checks: noisy inputs and pure noise
+    pass, [0, 255] and uint8 data are refused with the conversion to [-1, 1]."""
+    model = cli.load_indi_model(run[0] / "model.keras")
+    rng = np.random.default_rng(0)
+    clean = rng.uniform(-1, 1, (4, 16, 16, 3)).astype("float32")
+    noisy = (clean + 0.5 * rng.normal(size=clean.shape)).astype("float32")
+    for degraded in (noisy, rng.normal(size=clean.shape).astype("float32")):
+        assert np.all(np.isfinite(model.restore(degraded, num_steps=2, seed=0, progress_bar=False)))
+    model.fit(noisy, clean, batch_size=4, epochs=1, verbose=0)
+    with pytest.raises(ValueError, match=r"\[0, 255\] images: scale them to \[-1, 1\] with `x / 127.5 - 1`"):
+        model.restore(noisy * 127.5 + 127.5, num_steps=1, progress_bar=False)
+    with pytest.raises(ValueError, match=r"clean targets.*\[0, 255\] images"):
+        model.fit(noisy, clean * 127.5 + 127.5, batch_size=4, epochs=1, verbose=0)
+    with pytest.raises(ValueError, match=r"uint8.*scale them to \[-1, 1\]"):
+        model.fit((noisy * 127.5 + 127.5).clip(0, 255).astype("uint8"), clean, batch_size=4, epochs=1, verbose=0)
 
 
 def test_resumed_run_ends_at_the_weights_of_an_uninterrupted_run(run, tmp_path):
@@ -125,6 +144,150 @@ def test_train_refuses_other_settings_and_non_run_folders(run, tmp_path, capsys)
     assert "--attention-levels" in fails(["train", *TINY, "--attention-levels", "2", "--output", str(tmp_path / "y")], capsys)
     assert "--time-parameter" in fails(["train", *TINY, "--time-parameter", "2", "--output", str(tmp_path / "z")], capsys)
     assert (notes := other / "notes.txt").read_text() == "mine" and sorted(os.listdir(other)) == [notes.name]
+
+
+def image_folder(folder, count=4, size=24):
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for index in range(count):
+        Image.fromarray(rng.integers(0, 256, (size, size, 3), dtype=np.uint8)).save(folder / f"{index}.png")
+    return folder
+
+
+class ModelSetupReached(Exception):
+    pass
+
+
+def test_train_checks_the_data_before_the_model_and_reruns_after_a_failed_start(tmp_path, monkeypatch, capsys):
+    """A corrupt image is named before the model is built; after fixing the data, the same
+    command runs in the folder a failed start left behind (config.json, empty checkpoints/)."""
+    import keras_indi.networks.unet as unet
+
+    source = image_folder(tmp_path / "images")
+    (source / "corrupt.png").write_bytes(b"\x89PNG\r\n\x1a\n this is not a png")
+    output = tmp_path / "run"
+    argv = ["train", *TINY, "--source", str(source), "--epochs", "1", "--output", str(output)]
+
+    def no_model_setup(*args, **kwargs):
+        raise ModelSetupReached("the model was built before the data were checked")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(unet, "TimeConditionalUNet", no_model_setup)
+        error = fails(argv, capsys)
+        assert "corrupt.png" in error and "Remove or replace" in error
+        # Data on the wrong scale is refused the same way, with the conversion to [-1, 1].
+        clean = np.random.default_rng(0).uniform(-1, 1, (4, 16, 16, 3)).astype("float32")
+        patch.setattr(cli, "_build_datasets", lambda *args, **kwargs: ([(clean * 127.5 + 127.5, clean * 127.5 + 127.5)], None))
+        error = fails(["train", *TINY, "--epochs", "1", "--output", str(tmp_path / "scale")], capsys)
+        assert "[0, 255] images: scale them to [-1, 1]" in error
+    (source / "corrupt.png").unlink()
+    # What a run that failed before its first epoch leaves (e.g. an earlier version of this
+    # command failing on the corrupt file above): config.json and an empty checkpoints/.
+    (output / "checkpoints").mkdir(parents=True, exist_ok=True)
+    (output / "config.json").write_text(json.dumps({"task": "denoising", "epochs": 1}))
+    assert main(argv) == 0
+    assert "starting it again" in capsys.readouterr().out
+    assert (output / "model.keras").is_file()
+    assert json.loads((output / "config.json").read_text())["source"] == str(source)
+
+
+def test_damaged_config_and_keras_files_on_resume(run, tmp_path, capsys):
+    import shutil
+
+    folder = tmp_path / "run"
+    shutil.copytree(run[0], folder)
+    argv = ["train", *TINY, "--epochs", "2", "--output", str(folder), "--resume"]
+    (folder / "config.json").write_text('{"task": "denoising", "epo')
+    error = fails(argv, capsys)
+    assert "config.json" in error and "damaged" in error and "Delete that file" in error
+    # The way out the message offers: delete it and resume (a kill mid-write left
+    # last.keras truncated as well: warned about, not fatal).
+    (folder / "config.json").unlink()
+    last = folder / "checkpoints" / "last.keras"
+    last.write_bytes(last.read_bytes()[:100])
+    assert main(argv) == 0
+    captured = capsys.readouterr()
+    assert "nothing to train" in captured.out and "config.json is missing" in captured.out
+    assert f"{last} is damaged" in captured.err
+    assert json.loads((folder / "config.json").read_text())["epochs"] == 2
+    with pytest.raises(cli.UsageError, match="last.keras.*is damaged.*--resume"):
+        cli.load_indi_model(last)
+
+
+def test_degradation_flags_reach_the_data_and_config(tmp_path, monkeypatch):
+    built = {}
+    original = cli._build_datasets
+
+    def recording(*args, **kwargs):
+        built["datasets"] = original(*args, **kwargs)
+        return built["datasets"]
+
+    monkeypatch.setattr(cli, "_build_datasets", recording)
+    folder = tmp_path / "sigma"
+    assert main(["train", *TINY, "--noise-level", "0.2", "--epochs", "1", "--output", str(folder)]) == 0
+    config = json.loads((folder / "config.json").read_text())
+    assert config["noise_level"] == 0.2 and config["scale"] is None and config["blur_size"] is None
+    degraded, clean = built["datasets"][1][0]
+    assert np.std(degraded - clean) == pytest.approx(0.2, rel=0.1)
+
+
+@pytest.mark.parametrize(
+    "flags, expected",
+    [
+        (["--task", "jpeg", "--jpeg-quality", "50,60"], ("jpeg", {"quality_range": (50, 60)}, "JPEGCompression")),
+        (["--task", "jpeg", "--jpeg-quality", "10,30"], ("jpeg", {}, None)),  # the default: unchanged runs
+        (["--noise-level", "0.1"], ("denoising", {"sigma": 0.1}, "AdditiveGaussianNoise")),
+        (["--task", "super_resolution", "--scale", "2"], ("super_resolution", {"factor": 2}, "BicubicDownsample")),
+        (["--task", "defocus_deblurring", "--blur-size", "1,3"], ("defocus_deblurring", {"radius_range": (1.0, 3.0)}, "DefocusBlur")),
+        (["--task", "motion_deblurring", "--blur-size", "15"], ("motion_deblurring", {"kernel_size": 15}, "MotionBlur")),
+    ],
+)
+def test_degradation_flags_configure_the_task_degradation(flags, expected):
+    from keras_indi.degradations import get_task_degradation
+
+    arguments = cli.build_parser().parse_args(["train", *TINY, *flags, "--output", "x"])
+    task, overrides, name = expected
+    assert cli._degradation_overrides(task, cli.degradation_settings(arguments)) == overrides
+    if name:
+        assert type(get_task_degradation(task, **overrides)).__name__ == name
+
+
+def test_degradation_flag_errors(run, tmp_path, capsys):
+    out = str(tmp_path / "x")
+    assert "--task jpeg, not denoising" in fails(["train", *TINY, "--jpeg-quality", "20", "--output", out], capsys)
+    assert "multiple of --scale 3" in fails(["train", *TINY, "--task", "super_resolution", "--scale", "3", "--output", out], capsys)
+    assert "odd integer" in fails(["train", *TINY, "--task", "motion_deblurring", "--blur-size", "10", "--output", out], capsys)
+    assert "real motion_deblurring pairs" in fails(
+        ["train", *TINY, "--source", "gopro", "--data-dir", str(tmp_path), "--blur-size", "15", "--output", out], capsys
+    )
+    assert "LOW <= HIGH" in fails(["train", *TINY, "--noise-level", "0.4,0.1", "--output", out], capsys)
+    assert "1..100" in fails(["train", *TINY, "--jpeg-quality", "0", "--output", out], capsys)
+    assert not os.path.exists(out)
+    # Resuming with another degradation is refused like any other changed setting.
+    error = fails(["train", *TINY, "--epochs", "2", "--noise-level", "0.1", "--output", str(run[0]), "--resume"], capsys)
+    assert "--noise-level 0.04,0.4 -> 0.1" in error
+
+
+def test_help_shows_the_degradation_flags_and_defaults(capsys):
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    for expected in ("--noise-level SIGMA", "(default: 0.04,0.4)", "--jpeg-quality Q", "(default: 10,30)",
+                     "--scale N", "(default: 4)", "--blur-size SIZE", "(default: 2,6)", "(default: 31)"):
+        assert expected in text, expected
+
+
+def test_resume_a_run_written_before_the_degradation_flags(run, tmp_path, capsys):
+    import shutil
+
+    folder = tmp_path / "old"
+    shutil.copytree(run[0], folder)
+    config = json.loads((folder / "config.json").read_text())
+    for key in ("noise_level", "jpeg_quality", "scale", "blur_size"):
+        del config[key]
+    (folder / "config.json").write_text(json.dumps(config))
+    assert main(["train", *TINY, "--epochs", "2", "--output", str(folder), "--resume"]) == 0
+    assert "nothing to train" in capsys.readouterr().out
 
 
 # -- restore ----------------------------------------------------------------------------------

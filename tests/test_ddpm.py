@@ -243,6 +243,8 @@ def test_bad_options_are_clear_errors():
         ({"loss": "l3"}, "loss"),
         ({"seed": 1.5}, "seed"),
         ({"value_range": (1.0, -1.0)}, "value_range"),
+        ({"clip_range": (1.0, -1.0)}, "clip_range"),
+        ({"clip_range": "yes"}, "clip_range"),
     ]:
         with pytest.raises(ValueError, match=message):
             ConditionalDDPM(network, **kwargs)
@@ -316,3 +318,24 @@ def test_explicit_clip_range_for_a_model_without_value_range():
     clipped = model.restore(loud, num_steps=3, seed=0, progress_bar=False, clip_denoised=(-1.0, 1.0), return_trajectory=True)
     assert np.abs(clipped.clean_estimates).max() <= 1.0 + 1e-6
     assert np.abs(unclipped.clean_estimates).max() > 1.0
+
+
+def test_clipping_is_its_own_option():
+    """`clip_range` clips the clean estimates; `value_range` only checks the inputs."""
+    loud = VECTORS * 3.0  # noisy inputs leave [-1, 1]: accepted by the default value_range
+    clipped = oracle_model(value_range=None, clip_range=(-1.0, 1.0))
+    assert clipped.clip_range == (-1.0, 1.0) and clipped.value_range is None
+    output = clipped.restore(loud, num_steps=3, seed=0, progress_bar=False, return_trajectory=True)
+    assert np.abs(output.clean_estimates).max() <= 1.0 + 1e-6
+    unclipped = oracle_model(clip_range=None)
+    assert unclipped.value_range == (-1.0, 1.0)
+    output = unclipped.restore(loud, num_steps=3, seed=0, progress_bar=False, return_trajectory=True)
+    assert np.abs(output.clean_estimates).max() > 1.0
+    # The default follows value_range, as before the option existed (older saved models too).
+    assert oracle_model().clip_range == (-1.0, 1.0)
+    assert oracle_model(value_range=(-2.0, 2.0)).clip_range == (-2.0, 2.0)
+    config = ConditionalDDPM(tiny_unet(), num_timesteps=10, clip_range=(-2.0, 2.0)).get_config()
+    assert config["clip_range"] == [-2.0, 2.0]
+    assert ConditionalDDPM.from_config(config).clip_range == (-2.0, 2.0)
+    del config["clip_range"]  # a model saved before the option existed
+    assert ConditionalDDPM.from_config(config).clip_range == (-1.0, 1.0)

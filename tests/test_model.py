@@ -206,6 +206,51 @@ def test_bad_fit_data_is_a_clear_error(x, y, message):
         model.fit(x, y, epochs=1, verbose=0)
 
 
+def test_defaults_accept_noisy_inputs_and_pure_noise():
+    """The paper's own tasks with the default value_range (-1, 1): denoising (noise of std
+    0.5 takes inputs to about +-2.5) and generation (restoring pure N(0, 1) noise)."""
+    noisy = (CLEAN + 0.5 * RNG.normal(size=CLEAN.shape)).astype("float32")
+    assert np.abs(noisy).max() > 2.0
+    model = InDIModel(small_unet(), seed=0)
+    model.compile()
+    history = model.fit(noisy[:8], CLEAN[:8], batch_size=8, epochs=1, validation_data=(noisy[8:], CLEAN[8:]), verbose=0)
+    assert np.isfinite(history.history["loss"][0])
+    noise = RNG.normal(size=(2, 12, 10, 3)).astype("float32")
+    restored = model.restore(noise, num_steps=2, seed=0, progress_bar=False)
+    assert restored.shape == noise.shape and np.all(np.isfinite(restored))
+    # Restoring [0, 255] data is still refused, with the conversion.
+    with pytest.raises(ValueError, match=r"\[0, 255\] images: scale them to \[-1, 1\] with `x / 127.5 - 1`"):
+        model.restore(DEGRADED[:2] * 127.5 + 127.5, num_steps=1, progress_bar=False)
+    with pytest.raises(ValueError, match=r"uint8.*scale them to \[-1, 1\]"):
+        model.restore((DEGRADED[:2] * 127.5 + 127.5).astype("uint8"), num_steps=1, progress_bar=False)
+
+
+@pytest.mark.parametrize(
+    "x, y, message",
+    [
+        # [0, 255] floats: as degraded inputs, as clean targets, or both.
+        (DEGRADED * 127.5 + 127.5, CLEAN * 127.5 + 127.5, r"look like \[0, 255\] images: scale them to \[-1, 1\]"),
+        (DEGRADED, CLEAN * 127.5 + 127.5, r"clean targets.*\[0, 255\].*x / 127.5 - 1"),
+        (DEGRADED * 127.5 + 127.5, CLEAN, r"degraded inputs.*\[0, 255\].*x / 127.5 - 1"),
+        # uint8 images.
+        ((DEGRADED * 127.5 + 127.5).astype("uint8"), CLEAN, r"uint8.*scale them to \[-1, 1\]"),
+        # Clean targets far outside [-1, 1] (e.g. noise added to the wrong array).
+        (DEGRADED, 3.0 * CLEAN, r"clean targets.*expects \[-1, 1\]"),
+    ],
+)
+def test_default_value_range_refuses_scale_mistakes(x, y, message):
+    model = InDIModel(small_unet(), seed=0)
+    model.compile()
+    with pytest.raises(ValueError, match=message):
+        model.fit(x, y, epochs=1, verbose=0)
+
+
+def test_value_range_none_disables_the_checks():
+    model = InDIModel(small_unet(), value_range=None, seed=0)
+    model.compile()
+    model.fit(DEGRADED * 127.5 + 127.5, CLEAN * 127.5 + 127.5, batch_size=8, epochs=1, verbose=0)
+
+
 def test_bad_options_are_clear_errors():
     network = small_unet()
     with pytest.raises(ValueError, match="loss"):

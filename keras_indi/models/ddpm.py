@@ -29,6 +29,21 @@ _SCHEDULE_KINDS = ("linear", "cosine")
 _PREDICTIONS = {"epsilon": "the noise eps", "x0": "the clean image x_0"}
 
 
+def _check_clip_range(clip_range):
+    """`clip_range` as ``(low, high)`` floats with low < high; a clear error otherwise."""
+    try:
+        low, high = (float(v) for v in clip_range)
+        valid = math.isfinite(low) and math.isfinite(high) and low < high
+    except (TypeError, ValueError):
+        valid = False
+    if isinstance(clip_range, str) or not valid:
+        raise ValueError(
+            "`clip_range` must be (low, high) with low < high, None (no clipping) or "
+            f"'value_range'. Received clip_range={clip_range!r}."
+        )
+    return (low, high)
+
+
 def _as_column(values, reference):
     """(batch,) -> (batch, 1, ..., 1) to broadcast against `reference`."""
     return ops.reshape(values, (-1,) + (1,) * (len(reference.shape) - 1))
@@ -228,7 +243,7 @@ class ConditionalDDPM(keras.Model):
 
     Calling the model: ``model(degraded)`` (what ``predict`` returns) is a cheap,
     deterministic one-evaluation estimate: the clean estimate at the noisiest step from
-    ``x_{T-1} = 0``, clipped to `value_range`. Use `restore` for real sampling.
+    ``x_{T-1} = 0``, clipped to `clip_range`. Use `restore` for real sampling.
     ``model([x_input, t])`` is the network itself.
 
     Mixed precision applies to the network; the schedule, noise and mixing stay in float32.
@@ -239,8 +254,13 @@ class ConditionalDDPM(keras.Model):
         num_timesteps: T for a string `schedule` (default 1000).
         prediction: ``"epsilon"`` (default) or ``"x0"``.
         loss: ``"l2"`` (default, the DDPM objective) or ``"l1"``.
-        value_range: expected range of the images (checked on NumPy inputs; clean estimates
-            are clipped to it when sampling); None disables both.
+        value_range: the range of the clean images, default (-1, 1), checked on NumPy
+            inputs to catch scale mistakes (uint8 or [0, 255] data): clean targets must lie in
+            it, degraded inputs may exceed it (noisy inputs; up to 8 half-widths from its
+            centre). None disables the checks.
+        clip_range: ``(low, high)`` the clean estimates are clipped to when sampling (and in
+            ``model(degraded)``); None never clips. The default, ``"value_range"``, clips to
+            `value_range` (None when it is None), as earlier versions did.
         seed: int seed of the generator that draws the steps and the noise in training.
 
     Example:
@@ -265,10 +285,15 @@ class ConditionalDDPM(keras.Model):
         loss="l2",
         value_range=(-1.0, 1.0),
         seed=None,
+        clip_range="value_range",
         **kwargs,
     ):
         super().__init__(**kwargs)
         network, value_range, seed = check_model_arguments(network, value_range, seed, "network([x_input, t])")
+        if isinstance(clip_range, str) and clip_range == "value_range":
+            clip_range = value_range
+        elif clip_range is not None:
+            clip_range = _check_clip_range(clip_range)
         if num_timesteps is not None:
             num_timesteps = check_positive_int(num_timesteps, "num_timesteps")
         self.network = network
@@ -276,6 +301,7 @@ class ConditionalDDPM(keras.Model):
         self.prediction = check_choice(prediction, "prediction", _PREDICTIONS)
         self.loss_norm = check_choice(loss, "loss", _LOSSES)
         self.value_range = value_range
+        self.clip_range = clip_range
         self.seed = seed
         self.seed_generator = keras.random.SeedGenerator(seed, name="ddpm_seed_generator")
         self._convert_input_args = False
@@ -334,7 +360,7 @@ class ConditionalDDPM(keras.Model):
         output = self.network([self.network_input(sample, degraded), self.step_time(steps)], training=training)
         output = check_prediction_channels(ops.cast(output, "float32"), sample)
         alpha_bar = float(self.schedule.alphas_cumprod[last])
-        return split_prediction(output, sample, alpha_bar, self.prediction, self.value_range)[1]
+        return split_prediction(output, sample, alpha_bar, self.prediction, self.clip_range)[1]
 
     def train_step(self, *args):
         """One DDPM step: the data becomes ``({"degraded", "clean"}, clean)``; `call` draws
@@ -397,7 +423,9 @@ class ConditionalDDPM(keras.Model):
             for array, label in ((degraded, "degraded inputs (x)"), (clean, "clean targets (y)")):
                 if isinstance(array, np.ndarray):
                     check_float_array(array, f"{where} {label}", min_rank=2)
-                    check_finite_and_range(array, f"{where} {label}", self.value_range)
+                    check_finite_and_range(
+                        array, f"{where} {label}", self.value_range, degraded=label.startswith("degraded")
+                    )
                     check_network_input(self.network, array.shape, f"{where} {label}", inputs_per_call=2)
             if isinstance(degraded, np.ndarray) and isinstance(clean, np.ndarray) and degraded.shape != clean.shape:
                 raise ValueError(
@@ -435,6 +463,7 @@ class ConditionalDDPM(keras.Model):
             "prediction": self.prediction,
             "loss": self.loss_norm,
             "value_range": None if self.value_range is None else list(self.value_range),
+            "clip_range": None if self.clip_range is None else list(self.clip_range),
             "seed": self.seed,
         }
 

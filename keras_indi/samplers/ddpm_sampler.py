@@ -67,6 +67,8 @@ class DDPMSampler(BaseSampler):
         self.schedule = get_ddpm_schedule(schedule)
         prediction = getattr(model, "prediction", "epsilon") if prediction is None else prediction
         self.prediction = check_choice(prediction, "prediction", _PREDICTIONS)
+        # What ``clip_denoised=True`` clips to: the model's `clip_range` (older models: value_range).
+        self.clip_range = getattr(model, "clip_range", self.value_range)
 
     # -- the maths, backend-agnostic ------------------------------------------------------
     # tables = (network times then 0, alpha_bar then 1, eta); options = (stochastic, clip range)
@@ -98,8 +100,8 @@ class DDPMSampler(BaseSampler):
             return (low, high)
         if not isinstance(clip_denoised, (bool, np.bool_)):
             raise ValueError(f"`clip_denoised` must be True, False or (low, high). Received {clip_denoised!r}.")
-        if clip_denoised and self.value_range is not None:
-            return tuple(float(v) for v in self.value_range)
+        if clip_denoised and self.clip_range is not None:
+            return tuple(float(v) for v in self.clip_range)
         return None
 
     # -- public API ---------------------------------------------------------------------------
@@ -125,10 +127,8 @@ class DDPMSampler(BaseSampler):
             method: ``"ddim"`` or ``"ddpm"`` (ancestral: DDIM with eta = 1).
             eta: DDIM stochasticity in [0, 1] (``method="ddim"`` only; default 0).
             seed: int in [0, 2**31) for reproducible noise; None draws a fresh one.
-            clip_denoised: True clips clean estimates to the model's `value_range` (if any);
-                a ``(low, high)`` pair clips to that range instead (e.g. ``(-1, 1)`` for a
-                model with ``value_range=None`` because its noisy inputs leave [-1, 1]);
-                False never clips.
+            clip_denoised: True clips clean estimates to the model's `clip_range` (if any);
+                a ``(low, high)`` pair clips to that range instead; False never clips.
             return_trajectory: also return every iterate and clean estimate.
             callback: ``callback(SamplerStep)`` after each step.
             progress_bar: show a progress bar (default: the sampler's setting).
@@ -139,7 +139,7 @@ class DDPMSampler(BaseSampler):
             A NumPy float32 array, or a `SamplerOutput` when `return_trajectory` is True.
         """
         shape = check_float_array(degraded, "degraded", min_rank=2)
-        check_finite_and_range(degraded, "degraded", self.value_range)
+        check_finite_and_range(degraded, "degraded", self.value_range, degraded=True)
         check_network_input(self.network, shape, "degraded", inputs_per_call=2)
         method = check_choice(method, "method", _METHODS)
         if eta is None:

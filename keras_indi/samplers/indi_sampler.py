@@ -220,7 +220,7 @@ class InDISampler(BaseSampler):
         shape = check_float_array(degraded, "degraded", min_rank=2)
         if shape[0] == 0:
             raise ValueError("`degraded` is empty (batch size 0).")
-        check_finite_and_range(degraded, "degraded", self.value_range)
+        check_finite_and_range(degraded, "degraded", self.value_range, degraded=True)
         check_network_input(self.network, shape, "degraded")
         if time_grid is not None:
             grid = validate_time_grid(time_grid)

@@ -310,7 +310,7 @@ def restore_tiled(
     network = getattr(model, "network", model)
     if not callable(network):
         raise ValueError(f"`model` must be an InDIModel or a network. Received {model!r}.")
-    check_finite_and_range(images, "image", getattr(model, "value_range", None))
+    check_finite_and_range(images, "image", getattr(model, "value_range", None), degraded=True)
     check_network_input(network, images.shape, "image")
     schedule = get_noise_schedule(
         noise_schedule if noise_schedule is not None else getattr(model, "noise_schedule", None)

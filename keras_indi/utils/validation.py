@@ -54,16 +54,65 @@ def check_float_array(value, name, min_rank=None, max_rank=None, rank=None):
     if "float" not in dtype:
         hint = ""
         if dtype in ("uint8", "int32", "int64", "uint16"):
-            hint = " Images stored as integers in [0, 255] convert with `x.astype('float32') / 127.5 - 1`."
+            hint = (
+                " Images stored as integers in [0, 255]: scale them to [-1, 1] with "
+                "`x.astype('float32') / 127.5 - 1`."
+            )
         raise ValueError(f"`{name}` must be a floating-point array. Received dtype {dtype}.{hint}")
     return shape
+
+
+#: Degraded inputs (noisy images, pure noise for generation) may leave the model's
+#: `value_range`: they are accepted up to this many half-widths of the range from its centre
+#: (|x| <= 8 for (-1, 1): Gaussian noise of std 1 on [-1, 1] images stays far inside). Data
+#: on the [0, 255] scale is far outside it and refused.
+DEGRADED_MARGIN = 8.0
+
+
+def allowed_range(value_range, degraded=False, tolerance=0.05):
+    """The values accepted for data of a model with `value_range`: clean images may exceed it
+    by `tolerance` of its width; degraded inputs (``degraded=True``) may reach
+    `DEGRADED_MARGIN` half-widths from its centre.
+
+    >>> allowed_range((-1.0, 1.0))
+    (-1.1, 1.1)
+    >>> allowed_range((-1.0, 1.0), degraded=True)
+    (-8.0, 8.0)
+    """
+    low, high = value_range
+    span = high - low
+    if degraded:
+        centre, half = (low + high) / 2.0, span / 2.0
+        return (centre - DEGRADED_MARGIN * half, centre + DEGRADED_MARGIN * half)
+    return (low - tolerance * span, high + tolerance * span)
+
+
+def _scale_hint(minimum, maximum, low, high):
+    """How to convert data that looks like [0, 255] or [0, 1] images to [low, high]."""
+    # (Noisy [0, 255] images reach beyond [0, 255]: noise of std 64 does.)
+    if 2.0 < maximum <= 3.0 * 255.0 and minimum >= -2.0 * 255.0 and high <= 2.0:
+        if (low, high) == (-1.0, 1.0):
+            conversion = "`x / 127.5 - 1`"
+        else:
+            conversion = f"`x / 255 * {high - low:g} + {low:g}`"
+        return f" The values look like [0, 255] images: scale them to [{low:g}, {high:g}] with {conversion}."
+    if minimum >= 0.0 and maximum <= 1.0 and low < 0.0:
+        return " The values look like [0, 1] images: convert with `2 * x - 1` for [-1, 1]."
+    return ""
 
 
 def check_finite_and_range(
     value, name, value_range=None, tolerance=0.05,
     disable_hint="Pass `value_range=None` to the model to disable this check.",
+    degraded=False,
 ):
-    """Raise if a concrete array has NaN/Inf or values clearly outside `value_range`."""
+    """Raise if a concrete array has NaN/Inf or values clearly outside `value_range`.
+
+    Clean images must lie in `value_range` (up to `tolerance` of its width). With
+    ``degraded=True`` (degraded inputs: noisy images, pure noise) values may exceed it, up to
+    `DEGRADED_MARGIN` half-widths from its centre (see `allowed_range`): that still refuses
+    data on the [0, 255] scale.
+    """
     if not is_concrete(value):
         return
     array = keras.ops.convert_to_numpy(value) if not isinstance(value, np.ndarray) else value
@@ -79,19 +128,19 @@ def check_finite_and_range(
         )
     if value_range is not None:
         low, high = value_range
-        span = high - low
-        if minimum < low - tolerance * span or maximum > high + tolerance * span:
-            hint = ""
-            if maximum > 2.0 and maximum <= 255.0 + 1e-3 and minimum >= 0.0:
-                hint = (
-                    f" The values look like [0, 255] images: convert with `x / 127.5 - 1` for "
-                    f"[-1, 1]."
+        allowed_low, allowed_high = allowed_range(value_range, degraded, tolerance)
+        if minimum < allowed_low or maximum > allowed_high:
+            hint = _scale_hint(minimum, maximum, low, high)
+            if degraded:
+                expected = (
+                    f"degraded inputs of a model with value_range [{low:g}, {high:g}] may hold values in "
+                    f"[{allowed_low:g}, {allowed_high:g}] (noisy inputs and pure noise fit)"
                 )
-            elif minimum >= 0.0 and maximum <= 1.0 and low < 0.0:
-                hint = " The values look like [0, 1] images: convert with `2 * x - 1` for [-1, 1]."
+            else:
+                expected = f"the model expects [{low:g}, {high:g}]"
             raise ValueError(
-                f"`{name}` has values in [{minimum:.4g}, {maximum:.4g}] but the model expects "
-                f"[{low}, {high}].{hint} {disable_hint}".rstrip()
+                f"`{name}` has values in [{minimum:.4g}, {maximum:.4g}] but {expected}.{hint} "
+                f"{disable_hint}".rstrip()
             )
 
 
