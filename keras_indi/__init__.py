@@ -12,5 +12,6 @@ from keras_indi import datasets, degradations, evaluation, metrics
 from keras_indi.evaluation import TradeoffResult, evaluate_tradeoff
 from keras_indi.models.ddpm import ConditionalDDPM, DDPMSchedule
 from keras_indi.models.indi_model import InDIModel
+from keras_indi.presets import list_presets, load_preset
 from keras_indi.samplers import DDPMSampler, InDISampler, SamplerOutput, SamplerStep, indi_step, make_time_grid
 from keras_indi.version import __version__

@@ -51,6 +51,12 @@ def test_toy_quickstart(tmp_path, capsys):
         assert (output / name).is_file(), name
     rows = json.loads((output / "results.json").read_text())["rows"]
     assert {row["method"] for row in rows} == {"regression", "indi"}
+    # L2, whose optimum is the posterior mean: with L1 (a median) the toy's regression lands on a
+    # mode and hides the paper's "regression to the mean".
+    import keras
+
+    for name in ("regression", "indi"):
+        assert keras.saving.load_model(str(output / f"{name}.keras"), compile=False).loss_norm == "l2"
     # The toy model restores 2D points, not images: `restore` says so instead of failing deep inside.
     import numpy as np
     from PIL import Image

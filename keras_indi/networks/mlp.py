@@ -5,6 +5,12 @@ from keras import ops
 
 from keras_indi.api_export import keras_indi_export
 from keras_indi.layers.time_embedding import SinusoidalTimeEmbedding
+from keras_indi.networks.parameterization import (
+    DEFAULT_PARAMETERIZATION,
+    broadcast_to_rank,
+    check_parameterization,
+    output_scalings,
+)
 from keras_indi.utils.precision import resolve_dtype
 from keras_indi.utils.validation import check_number, check_positive_int
 
@@ -27,6 +33,11 @@ class TimeConditionalMLP(keras.Model):
             ``"mixed_bfloat16"`` on GPUs with bfloat16 tensor cores and TPUs and ``"float32"``
             elsewhere (see `keras_indi.utils.precision.default_precision`; the saved config
             holds the policy chosen). None (default) uses the Keras global policy.
+        parameterization: ``"residual"`` (``"auto"``, the default), ``"preconditioned"`` or
+            ``"x"``: how the output becomes the clean estimate (see
+            `keras_indi.networks.parameterization` and `TimeConditionalUNet`).
+        data_std: standard deviation of clean vectors (``"preconditioned"`` only).
+        degradation_std: standard deviation of ``y - x`` (``"preconditioned"`` only).
 
     Example:
 
@@ -43,6 +54,9 @@ class TimeConditionalMLP(keras.Model):
         dropout=0.0,
         time_scale=100.0,
         dtype=None,
+        parameterization="auto",
+        data_std=0.5,
+        degradation_std=0.5,
         **kwargs,
     ):
         # "auto" becomes a concrete policy here, so get_config() saves what was used.
@@ -56,6 +70,11 @@ class TimeConditionalMLP(keras.Model):
         self.time_embedding_dim = check_positive_int(time_embedding_dim, "time_embedding_dim", minimum=2)
         self.dropout = check_number(dropout, "dropout", minimum=0.0, maximum=1.0)
         self.time_scale = check_number(time_scale, "time_scale", minimum=0.0, exclusive_minimum=True)
+        if parameterization == "auto":
+            parameterization = DEFAULT_PARAMETERIZATION
+        self.parameterization, self.data_std, self.degradation_std = check_parameterization(
+            parameterization, data_std, degradation_std, self.features, self.features, "TimeConditionalMLP"
+        )
         policy = self.dtype_policy
         self.time_embedding = SinusoidalTimeEmbedding(
             self.time_embedding_dim, scale=self.time_scale, dtype=policy, name="time_embedding"
@@ -67,7 +86,13 @@ class TimeConditionalMLP(keras.Model):
             self.time_layers.append(keras.layers.Dense(units, dtype=policy, name=f"time_dense_{index}"))
             self.hidden_layers.append(keras.layers.Dense(units, dtype=policy, name=f"dense_{index}"))
         self.dropout_layer = keras.layers.Dropout(self.dropout, dtype=policy)
-        self.output_layer = keras.layers.Dense(self.features, dtype=policy, name="output_dense")
+        # With a skip connection the output layer starts at zero: F(x_t, t) = c_skip x_t at first.
+        self.output_layer = keras.layers.Dense(
+            self.features,
+            kernel_initializer="zeros" if self.parameterization != "x" else "glorot_uniform",
+            dtype=policy,
+            name="output_dense",
+        )
 
     def build(self, input_shape):
         # A forward pass on a zero vector creates every weight with its real shape.
@@ -87,12 +112,20 @@ class TimeConditionalMLP(keras.Model):
                 f"`x_t` has {vectors.shape[-1]} features but the network was built with "
                 f"features={self.features}."
             )
+        c_skip, c_out, c_in = (
+            broadcast_to_rank(c, 2)
+            for c in output_scalings(t, self.parameterization, self.data_std, self.degradation_std)
+        )
         embedding = self.time_embedding(t)
-        hidden = self.input_layer(vectors)
+        scaled = ops.cast(vectors, "float32") * c_in if self.parameterization == "preconditioned" else vectors
+        hidden = self.input_layer(scaled)
         for dense, time_dense in zip(self.hidden_layers, self.time_layers):
             hidden = ops.silu(dense(hidden) + time_dense(embedding))
             hidden = self.dropout_layer(hidden, training=training)
-        return ops.cast(self.output_layer(hidden), "float32")
+        output = ops.cast(self.output_layer(hidden), "float32")
+        if self.parameterization == "x":
+            return output
+        return c_skip * ops.cast(vectors, "float32") + c_out * output
 
     def compute_output_shape(self, input_shape):
         return (input_shape[0][0], self.features)
@@ -107,6 +140,9 @@ class TimeConditionalMLP(keras.Model):
             "time_embedding_dim": self.time_embedding_dim,
             "dropout": self.dropout,
             "time_scale": self.time_scale,
+            "parameterization": self.parameterization,
+            "data_std": self.data_std,
+            "degradation_std": self.degradation_std,
         }
 
     @classmethod

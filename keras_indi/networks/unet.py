@@ -8,13 +8,19 @@ from keras_indi.layers.attention import SpatialSelfAttention
 from keras_indi.layers.residual_block import TimeResidualBlock, group_count
 from keras_indi.layers.sampling import Downsample, Upsample, crop_to, pad_to_multiple
 from keras_indi.layers.time_embedding import SinusoidalTimeEmbedding
+from keras_indi.networks.parameterization import (
+    DEFAULT_PARAMETERIZATION,
+    broadcast_to_rank,
+    check_parameterization,
+    output_scalings,
+)
 from keras_indi.utils.precision import resolve_dtype
 from keras_indi.utils.validation import check_number, check_positive_int
 
 
 @keras_indi_export("keras_indi.networks.TimeConditionalUNet")
 class TimeConditionalUNet(keras.Model):
-    """U-Net conditioned on the InDI time, predicting the clean image from ``[x_t, t]``.
+    """U-Net conditioned on the InDI time, estimating the clean image from ``[x_t, t]``.
 
     ``len(widths)`` resolution levels; each level has `blocks_per_level` time-conditioned
     residual blocks (plus self-attention at the levels listed in `attention_levels`) and all
@@ -26,6 +32,11 @@ class TimeConditionalUNet(keras.Model):
     ``2 ** (len(widths) - 1)`` and the output cropped back, so a 37x31 image gives a 37x31
     output. Under a mixed-precision policy the convolutions compute in float16/bfloat16 while
     t is embedded in float32 and the outputs are float32.
+
+    The output is ``c_skip(t) x_t + c_out(t) G(c_in(t) x_t, t)`` with ``G`` the U-Net proper
+    (`parameterization`; see `keras_indi.networks.parameterization`): with a skip connection
+    from ``x_t`` the estimate is close to ``x_t`` at small t from the first training step,
+    which is where the last steps of every InDI restoration evaluate it.
 
     Args:
         widths: channels per level, e.g. ``(64, 128, 256)``.
@@ -42,6 +53,19 @@ class TimeConditionalUNet(keras.Model):
             ``"mixed_bfloat16"`` on GPUs with bfloat16 tensor cores and TPUs and ``"float32"``
             elsewhere (see `keras_indi.utils.precision.default_precision`; the saved config
             holds the policy chosen). None (default) uses the Keras global policy.
+        parameterization: ``"residual"``, ``"preconditioned"`` or ``"x"`` (the network
+            predicts the clean image directly). ``"auto"`` (default) is ``"residual"`` when
+            ``in_channels == out_channels`` and ``"x"`` otherwise (e.g. a conditional DDPM's
+            concatenated input); the saved config holds the choice. The default was chosen
+            by equal-budget measurements on five tasks (RESULTS.md).
+        data_std: standard deviation of clean images (0.5 suits images in [-1, 1]); used by
+            ``"preconditioned"``.
+        degradation_std: per-pixel standard deviation of ``y - x`` (plus the InDI noise) for
+            the task, e.g. 0.5 for Gaussian noise of sigma 0.5, about 0.2 for 4x
+            super-resolution, JPEG or motion blur, 1.15 for generation from pure noise; used by
+            ``"preconditioned"`` (docs/parameterization.md).
+            `keras_indi.networks.estimate_degradation_std` measures it on pairs; being off by
+            a factor of 2 costs little.
 
     Example:
 
@@ -64,6 +88,9 @@ class TimeConditionalUNet(keras.Model):
         num_heads=4,
         groups=32,
         dtype=None,
+        parameterization="auto",
+        data_std=0.5,
+        degradation_std=0.5,
         **kwargs,
     ):
         # "auto" becomes a concrete policy here, so get_config() saves what was used.
@@ -94,6 +121,11 @@ class TimeConditionalUNet(keras.Model):
         self.num_heads = check_positive_int(num_heads, "num_heads")
         self.groups = check_positive_int(groups, "groups")
         self.multiple = 2 ** (len(self.widths) - 1)
+        if parameterization == "auto":
+            parameterization = DEFAULT_PARAMETERIZATION if self.in_channels == self.out_channels else "x"
+        self.parameterization, self.data_std, self.degradation_std = check_parameterization(
+            parameterization, data_std, degradation_std, self.in_channels, self.out_channels, "TimeConditionalUNet"
+        )
 
         policy = self.dtype_policy
         self.time_embedding = SinusoidalTimeEmbedding(self.widths[0], dtype=policy, name="time_embedding")
@@ -139,7 +171,15 @@ class TimeConditionalUNet(keras.Model):
         self.head_norm = keras.layers.GroupNormalization(
             group_count(self.widths[0], self.groups), epsilon=1e-5, dtype=policy, name="head_norm"
         )
-        self.head = keras.layers.Conv2D(self.out_channels, 3, padding="same", dtype=policy, name="head")
+        # With a skip connection the head starts at zero, so F(x_t, t) = c_skip x_t at first.
+        self.head = keras.layers.Conv2D(
+            self.out_channels,
+            3,
+            padding="same",
+            kernel_initializer="zeros" if self.parameterization != "x" else "glorot_uniform",
+            dtype=policy,
+            name="head",
+        )
 
     def build(self, input_shape):
         # One forward pass on a tiny input creates every weight with its real shape, so
@@ -169,7 +209,12 @@ class TimeConditionalUNet(keras.Model):
         return images, t
 
     def call(self, inputs, training=None):
-        images, t = self._split_inputs(inputs)
+        x_t, t = self._split_inputs(inputs)
+        c_skip, c_out, c_in = (
+            broadcast_to_rank(c, 4)
+            for c in output_scalings(t, self.parameterization, self.data_std, self.degradation_std)
+        )
+        images = ops.cast(x_t, "float32") * c_in if self.parameterization == "preconditioned" else x_t
         images, size = pad_to_multiple(images, self.multiple)
         embedding = self.time_dense_2(self.time_dense_1(self.time_embedding(t)))
 
@@ -205,8 +250,10 @@ class TimeConditionalUNet(keras.Model):
             if level > 0:
                 hidden = self.upsamplers[position](hidden)
 
-        output = self.head(ops.silu(self.head_norm(hidden)))
-        return ops.cast(crop_to(output, size), "float32")
+        output = ops.cast(crop_to(self.head(ops.silu(self.head_norm(hidden))), size), "float32")
+        if self.parameterization == "x":
+            return output
+        return c_skip * ops.cast(x_t, "float32") + c_out * output
 
     def compute_output_shape(self, input_shape):
         image_shape = input_shape[0]
@@ -226,6 +273,9 @@ class TimeConditionalUNet(keras.Model):
             "time_embedding_dim": self.time_embedding_dim,
             "num_heads": self.num_heads,
             "groups": self.groups,
+            "parameterization": self.parameterization,
+            "data_std": self.data_std,
+            "degradation_std": self.degradation_std,
         }
 
     @classmethod
