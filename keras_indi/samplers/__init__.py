@@ -9,3 +9,4 @@ from keras_indi.samplers.indi_sampler import (
     make_time_grid,
     validate_time_grid,
 )
+from keras_indi.samplers.tiling import TiledInDISampler, restore_tiled
