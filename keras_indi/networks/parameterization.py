@@ -63,7 +63,7 @@ def output_scalings(t, parameterization, data_std=0.5, degradation_std=0.5):
 
     >>> import numpy as np
     >>> c_skip, c_out, c_in = output_scalings(np.array([0.0, 1.0], "float32"), "preconditioned", 0.5, 0.5)
-    >>> np.round(np.asarray(c_skip), 3).tolist(), np.round(np.asarray(c_out), 3).tolist()
+    >>> [round(float(v), 3) for v in c_skip], [round(float(v), 3) for v in c_out]
     ([1.0, 0.5], [0.0, 0.354])
     """
     t = ops.cast(ops.reshape(t, (-1,)), "float32")
