@@ -51,7 +51,7 @@ PRESETS = {
         "epochs": 1,
         "steps_per_epoch": 300,
         "learning_rate": 2e-3,
-        "validation_samples": 48,
+        "validation_samples": 32,
         "step_counts": (1, 2, 5, 10, 20),
         "photo_probability": 1.0,
     },
@@ -307,7 +307,7 @@ def _preset_comparison(output_dir, task, seed, verbose, tiny):
     model, twin = load_preset(name), load_preset(twin_name)
     clean = held_out_photographs(64 if tiny else 256)
     degraded = np.asarray(task_degradation(presets[name]["task"], seed=seed + 100)(clean), "float32")
-    step_counts = (1, 2) if tiny else (1, 2, 5, 10, 20)
+    step_counts = (1, 2) if tiny else (1, 2, 5, 20)
     if verbose:
         print(f"[presets] Restoring {len(clean)} held-out photographs ({', '.join(HELD_OUT_IMAGES)}, "
               f"{clean.shape[1]}x{clean.shape[2]}) with the trained presets {name!r} (InDI) and "
