@@ -119,3 +119,14 @@ def test_default_network_trains_and_restores():
     assert np.all(np.isfinite(history.history["loss"]))
     restored = model.restore(degraded, num_steps=5, seed=0, progress_bar=False)
     assert restored.shape == clean.shape and np.all(np.isfinite(restored))
+
+
+def test_configs_saved_before_the_option_load_as_x_prediction():
+    """A .keras file from before `parameterization` existed was trained to predict x: it must
+    not load as a skip-connected network (a silent change of its outputs)."""
+    config = TimeConditionalUNet(widths=(8,), blocks_per_level=1).get_config()
+    del config["parameterization"]
+    assert TimeConditionalUNet.from_config(config).parameterization == "x"
+    mlp_config = TimeConditionalMLP(features=2, hidden_units=(8,)).get_config()
+    del mlp_config["parameterization"]
+    assert TimeConditionalMLP.from_config(mlp_config).parameterization == "x"

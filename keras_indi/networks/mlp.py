@@ -148,6 +148,8 @@ class TimeConditionalMLP(keras.Model):
     @classmethod
     def from_config(cls, config):
         config = dict(config)
+        # Files saved before the option existed were trained to predict x directly.
+        config.setdefault("parameterization", "x")
         if isinstance(config.get("dtype"), dict):
             config["dtype"] = keras.saving.deserialize_keras_object(config["dtype"])
         return cls(**config)
