@@ -142,7 +142,9 @@ def test_train_refuses_other_settings_and_non_run_folders(run, tmp_path, capsys)
     assert "--data-dir" in fails(["train", *TINY, "--source", "gopro", "--output", str(tmp_path / "g")], capsys)
     assert "existing folder" in fails(["train", *TINY, "--source", "no/such/folder", "--output", str(tmp_path / "x")], capsys)
     assert "--attention-levels" in fails(["train", *TINY, "--attention-levels", "2", "--output", str(tmp_path / "y")], capsys)
-    assert "--time-parameter" in fails(["train", *TINY, "--time-parameter", "2", "--output", str(tmp_path / "z")], capsys)
+    assert "--time-parameter" in fails(
+        ["train", *TINY, "--time-distribution", "uniform", "--time-parameter", "2", "--output", str(tmp_path / "z")], capsys
+    )
     assert (notes := other / "notes.txt").read_text() == "mine" and sorted(os.listdir(other)) == [notes.name]
 
 
