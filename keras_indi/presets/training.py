@@ -34,8 +34,9 @@ def resolve_recipe(**overrides):
     return recipe
 
 
-def build_model(task, recipe, seed=0):
-    """A compiled `InDIModel` around a fresh `TimeConditionalUNet` for a preset task."""
+def build_model(task, recipe, seed=0, model_class=None):
+    """A compiled `InDIModel` (or `model_class`, a subclass) around a fresh `TimeConditionalUNet`
+    for a preset task."""
     import keras
 
     from keras_indi.models.indi_model import InDIModel
@@ -52,7 +53,7 @@ def build_model(task, recipe, seed=0):
         degradation_std=spec["degradation_std"],
         dtype="float32",
     )
-    model = InDIModel(
+    model = (model_class or InDIModel)(
         network,
         time_distribution=recipe["time_distribution"],
         noise_schedule=spec["noise"],

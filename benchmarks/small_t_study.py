@@ -1,0 +1,151 @@
+"""Why the SWD of the presets gets worse with more InDI steps: the measurements in RESULTS.md
+("Why the SWD does not follow the steps").
+
+    KERAS_BACKEND=jax python benchmarks/small_t_study.py network denoising    # F(x_t, t) vs x_t per t
+    KERAS_BACKEND=jax python benchmarks/small_t_study.py levels super_resolution_4x   # SWD per level
+    KERAS_BACKEND=jax python benchmarks/small_t_study.py grids denoising      # sampler time grids
+    KERAS_BACKEND=jax python benchmarks/small_t_study.py weighting denoising  # training variants (slow)
+
+The first three use the shipped presets; `weighting` trains the preset recipe at (16, 32) for
+600 Adam steps per variant (about 2-3 minutes each on 2 idle cores).
+"""
+
+import argparse
+import os
+import sys
+
+import numpy as np
+
+os.environ.setdefault("KERAS_BACKEND", "jax")
+
+
+def _metrics(clean, restored, reference=None):
+    from keras_indi.metrics import power_spectrum_distance, psnr, sliced_wasserstein_distance
+
+    restored = np.clip(np.asarray(restored), -1, 1)
+    reference = clean if reference is None else reference
+    swd, levels = sliced_wasserstein_distance(reference, restored, return_per_level=True)
+    return {
+        "psnr": round(float(np.mean(psnr(clean, restored))), 2),
+        "swd": round(float(swd), 4),
+        "swd_levels": [round(float(level), 4) for level in levels],
+        "power_spectrum": round(float(power_spectrum_distance(reference, restored)), 3),
+    }
+
+
+def network_precision(task):
+    """PSNR of x_t and of F(x_t, t) on held-out crops, for t from 0.02 to 1."""
+    from keras_indi import InDIModel
+    from keras_indi.metrics import psnr
+    from keras_indi.presets.recipes import make_pairs
+
+    model = InDIModel.from_preset(task)
+    degraded, clean = make_pairs(task, 48, 64, seed=100, held_out=True)
+    print("| t | PSNR of x_t (dB) | PSNR of F(x_t, t) (dB) |\n|---:|---:|---:|")
+    for t in (0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0):
+        x_t = (1 - t) * clean + t * degraded
+        estimate = np.asarray(model.network([x_t, np.full((len(clean),), t, "float32")]))
+        print(f"| {t} | {np.mean(psnr(clean, np.clip(x_t, -1, 1))):.2f} | {np.mean(psnr(clean, np.clip(estimate, -1, 1))):.2f} |")
+
+
+def swd_levels(task):
+    """SWD per pyramid level against an unpaired set of held-out clean crops."""
+    from keras_indi import InDIModel
+    from keras_indi.presets.recipes import make_pairs
+
+    model, twin = InDIModel.from_preset(task), InDIModel.from_preset(f"{task}_regression")
+    degraded, clean = make_pairs(task, 96, 64, seed=100, held_out=True)
+    _, reference = make_pairs(task, 96, 64, seed=300, held_out=True)
+    rows = [("the same images' clean crops", clean), ("input", degraded)]
+    rows.append(("regression twin", twin.restore(degraded, num_steps=1, seed=0, progress_bar=False)))
+    rows += [(f"InDI, {n} steps", model.restore(degraded, num_steps=n, seed=0, progress_bar=False)) for n in (1, 5, 20)]
+    print("| method | SWD | finest | middle | coarsest | power-spectrum dist. |\n|---|---:|---:|---:|---:|---:|")
+    for name, images in rows:
+        m = _metrics(clean, images, reference)
+        print(f"| {name} | {m['swd']:.4f} | " + " | ".join(f"{v:.4f}" for v in m["swd_levels"]) + f" | {m['power_spectrum']:.3f} |")
+
+
+def time_grids(task):
+    """20-step restorations with other time grids, and stopping early then jumping to t = 0."""
+    from keras_indi import InDIModel
+    from keras_indi.presets.recipes import make_pairs
+
+    model, twin = InDIModel.from_preset(task), InDIModel.from_preset(f"{task}_regression")
+    degraded, clean = make_pairs(task, 48, 64, seed=100, held_out=True)
+    fraction = np.linspace(1, 0, 21)
+    grids = {"uniform": fraction, "quadratic": fraction**2, "cosine": 1 - np.cos(fraction * np.pi / 2)}
+    for stop in (0.1, 0.2, 0.3, 0.5):
+        grids[f"uniform to {stop}, then one jump to 0"] = np.concatenate([np.linspace(1, stop, 20), [0.0]])
+    print("| sampler | PSNR (dB) | SWD | power-spectrum dist. |\n|---|---:|---:|---:|")
+    for name, images in [("regression twin", twin.restore(degraded, num_steps=1, seed=0, progress_bar=False))] + [
+        (f"InDI, 20 steps, {name}", model.restore(degraded, time_grid=np.asarray(grid, "float32"), seed=0, progress_bar=False))
+        for name, grid in grids.items()
+    ]:
+        m = _metrics(clean, images)
+        print(f"| {name} | {m['psnr']:.2f} | {m['swd']:.4f} | {m['power_spectrum']:.3f} |")
+
+
+def loss_weighting(task, steps=600):
+    """Equal-budget training variants that spend more on small t."""
+    import keras
+    from keras import ops
+
+    from keras_indi import InDIModel
+    from keras_indi.presets import training
+    from keras_indi.presets.recipes import make_pairs
+
+    class SmallTimeInDI(InDIModel):
+        """InDI with the loss of each example weighted by t^-power, or more small-t samples."""
+
+        weight_power, log_uniform_share, minimum_time = 0.0, 0.0, 0.05
+
+        def sample_time(self, batch_size):
+            t = super().sample_time(batch_size)
+            if self.log_uniform_share:
+                pick = keras.random.uniform((batch_size,), seed=self.seed_generator) < self.log_uniform_share
+                log_uniform = ops.exp(ops.log(self.minimum_time) * keras.random.uniform((batch_size,), seed=self.seed_generator))
+                t = ops.where((t < 1.0) & pick, log_uniform, t)
+            self._last_time = t
+            return t
+
+        def objective_prediction(self, clean, degraded=None, training=False):
+            prediction = super().objective_prediction(clean, degraded, training=training)
+            if not self.weight_power:
+                return prediction
+            # |w (F - x)| = w |F - x| for the L1 loss: the prediction moved towards the target.
+            weight = ops.power(ops.maximum(self._last_time, self.minimum_time), -self.weight_power)
+            weight = ops.reshape(weight, (-1,) + (1,) * (len(clean.shape) - 1))
+            return ops.cast(clean, "float32") + weight * (prediction - ops.cast(clean, "float32"))
+
+    variants = {
+        "regression twin": dict(time_distribution="regression"),
+        "InDI, mass_at_one": {},
+        "+ loss weighted by 1/t": dict(weight_power=1.0),
+        "+ loss weighted by 1/sqrt(t)": dict(weight_power=0.5),
+        "half of the uniform t log-uniform": dict(log_uniform_share=0.5),
+    }
+    test = make_pairs(task, 48, 64, seed=100, held_out=True)
+    print("| variant | steps | PSNR (dB) | SWD | power-spectrum dist. |\n|---|---:|---:|---:|---:|")
+    for name, settings in variants.items():
+        recipe = training.resolve_recipe(steps=steps, widths=(16, 32), time_distribution=settings.pop("time_distribution", None))
+        model = training.build_model(task, recipe, seed=0, model_class=SmallTimeInDI)
+        for key, value in settings.items():
+            setattr(model, key, value)
+        degraded, clean = make_pairs(task, steps * recipe["batch_size"], recipe["crop_size"], seed=0)
+        model.fit(degraded, clean, batch_size=recipe["batch_size"], epochs=1, shuffle=False, verbose=0)
+        for num_steps in (1,) if recipe["time_distribution"] == "regression" else (1, 20):
+            m = _metrics(test[1], model.restore(test[0], num_steps=num_steps, seed=0, progress_bar=False))
+            print(f"| {name} | {num_steps} | {m['psnr']:.2f} | {m['swd']:.4f} | {m['power_spectrum']:.3f} |", flush=True)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("study", choices=("network", "levels", "grids", "weighting"))
+    parser.add_argument("task", nargs="?", default="denoising")
+    arguments = parser.parse_args(argv)
+    {"network": network_precision, "levels": swd_levels, "grids": time_grids, "weighting": loss_weighting}[arguments.study](arguments.task)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
