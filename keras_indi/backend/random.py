@@ -36,11 +36,11 @@ def step_noise(shape, seed, step, dtype="float32"):
     if backend == "torch":
         import torch
 
-        from keras.src.backend.torch.core import get_device, to_torch_dtype
-
-        device = get_device()
+        # Keras' torch device (CPU, CUDA or MPS), read from a tensor Keras creates: public API only.
+        device = keras.ops.zeros(()).device
         generator = torch.Generator(device=device)
         generator.manual_seed((int(seed) * 1_000_003 + int(step)) & 0xFFFFFFFFFFFF)
-        return torch.randn(tuple(int(d) for d in shape), generator=generator, device=device, dtype=to_torch_dtype(dtype))
+        torch_dtype = getattr(torch, keras.backend.standardize_dtype(dtype))
+        return torch.randn(tuple(int(d) for d in shape), generator=generator, device=device, dtype=torch_dtype)
     rng = np.random.default_rng([int(seed) & 0xFFFFFFFF, int(step)])
     return rng.standard_normal(tuple(shape)).astype(dtype)

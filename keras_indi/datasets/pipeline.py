@@ -26,7 +26,14 @@ from keras_indi.datasets.folders import (
     sizes_match,
 )
 from keras_indi.datasets.image_io import check_channels, to_model_image
-from keras_indi.datasets.sources import DeadLeaves, _builtin_images_cached, _check_size
+from keras_indi.datasets.sources import (  # noqa: F401 (_ArrayImages, _ArrayPairs, apply_degradation: re-exported)
+    DeadLeaves,
+    _ArrayImages,
+    _ArrayPairs,
+    _builtin_images_cached,
+    _check_size,
+    apply_degradation,
+)
 
 _FALLBACK_TASKS = (
     "motion_deblurring",
@@ -60,54 +67,6 @@ def tensorflow_available():
 # ---------------------------------------------------------------------------------------------
 # Sources: what one item is made of.
 # ---------------------------------------------------------------------------------------------
-class _ArrayImages:
-    """Random access over in-memory images (an NHWC array or a list of HWC arrays)."""
-
-    def __init__(self, images, channels, what="source"):
-        self.images = images
-        self.channels = channels
-        self.what = what
-
-    def __len__(self):
-        return len(self.images)
-
-    def __getitem__(self, index):
-        return to_model_image(self.images[index], channels=self.channels, what=f"{self.what}[{index}]")
-
-    def subset(self, indices):
-        return _ArrayImages([self.images[i] for i in indices], self.channels, self.what)
-
-
-class _ArrayPairs:
-    """Random access over in-memory (degraded, clean) pairs, e.g. a materialized TFDS split."""
-
-    def __init__(self, pairs, scale, channels, what="pair"):
-        self.pairs = pairs
-        self.scale = scale
-        self.channels = channels
-        self.what = what
-
-    def __len__(self):
-        return len(self.pairs)
-
-    def __getitem__(self, index):
-        degraded, clean = self.pairs[index]
-        degraded = to_model_image(degraded, self.channels, what=f"{self.what} {index} input")
-        clean = to_model_image(clean, self.channels, what=f"{self.what} {index} target")
-        if not sizes_match(degraded.shape[:2], clean.shape[:2], self.scale):
-            raise ValueError(
-                f"{self.what} {index}: input {degraded.shape[:2]} and target {clean.shape[:2]} do not "
-                f"match with scale {self.scale} (the input must be the target size / scale)."
-            )
-        return degraded, clean
-
-    def subset(self, indices):
-        return _ArrayPairs([self.pairs[i] for i in indices], self.scale, self.channels, self.what)
-
-    def clean_images(self):
-        return _ArrayImages([p[1] for p in self.pairs], self.channels, self.what)
-
-
 class _Finite:
     """A finite, indexable source: clean images (synthetic pairs) or real pairs."""
 
@@ -272,18 +231,6 @@ class PairSampler:
         epoch = self.epoch
         self.epoch += 1
         return epoch
-
-
-def apply_degradation(degradation, clean, seed):
-    """``degradation(clean, seed=seed)`` with checks on what comes back."""
-    degraded = degradation(clean, seed=seed)
-    degraded = np.asarray(degraded)
-    if degraded.shape != clean.shape:
-        raise ValueError(
-            f"The degradation {degradation!r} returned shape {degraded.shape} for a clean batch of "
-            f"shape {clean.shape}; InDI needs same-size pairs (upsample low-resolution outputs back)."
-        )
-    return degraded.astype("float32", copy=False)
 
 
 # ---------------------------------------------------------------------------------------------

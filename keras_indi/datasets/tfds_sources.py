@@ -149,7 +149,7 @@ class TFDSImages(_TFDSBase):
         return self._select(self.load())
 
     def materialize(self, max_examples=None, channels=3):
-        from keras_indi.datasets.pipeline import _ArrayImages
+        from keras_indi.datasets.sources import _ArrayImages
 
         dataset = self.images()
         if max_examples:
@@ -211,7 +211,7 @@ class TFDSPairs(_TFDSBase):
         return images
 
     def materialize(self, max_examples=None, channels=3):
-        from keras_indi.datasets.pipeline import _ArrayPairs
+        from keras_indi.datasets.sources import _ArrayPairs
 
         dataset = self.pairs()
         if max_examples:
@@ -457,7 +457,7 @@ def _stream(
         degrade_tag = _STREAM_TRAIN_DEGRADE if training else _STREAM_VALID_DEGRADE
 
         def degrade(clean, keys):
-            from keras_indi.datasets.pipeline import apply_degradation
+            from keras_indi.datasets.sources import apply_degradation
 
             batch_seed = int(_key_rng(seed, degrade_tag, keys[0]).integers(2**31 - 1))
             return apply_degradation(degradation, clean, batch_seed), clean

@@ -21,6 +21,8 @@ import numbers
 import numpy as np
 
 from keras_indi.api_export import keras_indi_export
+from keras_indi.degradations.common import check_static_image_batch  # noqa: F401 (re-exported)
+from keras_indi.degradations.common import serialize_degradation  # noqa: F401 (re-exported)
 from keras_indi.utils.validation import check_finite_and_range
 
 
@@ -156,21 +158,6 @@ class Degradation:
             )
 
 
-def serialize_degradation(degradation):
-    """Keras-format config of a degradation (what ``keras.saving.serialize_keras_object``
-    returns), built without importing TensorFlow; read it back with
-    ``keras.saving.deserialize_keras_object``."""
-    import keras
-
-    cls = type(degradation)
-    return {
-        "module": cls.__module__,
-        "class_name": cls.__name__,
-        "config": degradation.get_config(),
-        "registered_name": keras.saving.get_registered_name(cls),
-    }
-
-
 # -- argument validation shared by the degradations -----------------------------------------
 def check_value_or_range(
     value, value_range, name, minimum=None, maximum=None, integer=False, exclusive_minimum=False
@@ -219,22 +206,3 @@ def sample_value(value, value_range, batch_size, rng, integer=False):
 def sample_seeds(batch_size, rng):
     """One independent 63-bit seed per sample (noise of sample i depends only on its seed)."""
     return rng.integers(0, 2**63 - 1, size=batch_size, dtype="int64")
-
-
-def check_static_image_batch(inputs, name):
-    """Static checks of a backend tensor batch for the layer form; returns its shape."""
-    import keras
-
-    shape = tuple(inputs.shape)
-    if len(shape) != 4:
-        raise ValueError(
-            f"{name} expects a batch (batch, height, width, channels). Received a tensor of "
-            f"shape {shape}. Add a batch axis with `images[None]`."
-        )
-    dtype = keras.backend.standardize_dtype(inputs.dtype)
-    if "float" not in dtype:
-        raise ValueError(
-            f"{name} expects float images in [-1, 1]; received dtype {dtype}. Convert with "
-            "`keras.ops.cast(images, 'float32') / 127.5 - 1`."
-        )
-    return shape

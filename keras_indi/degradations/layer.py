@@ -3,9 +3,8 @@
 import keras
 
 from keras_indi.api_export import keras_indi_export
-from keras_indi.degradations.base import Degradation
-from keras_indi.degradations.base import serialize_degradation
-from keras_indi.degradations.base import check_static_image_batch
+from keras_indi.degradations.common import check_static_image_batch
+from keras_indi.degradations.common import serialize_degradation
 
 
 @keras_indi_export("keras_indi.degradations.DegradationLayer")
@@ -42,7 +41,8 @@ class DegradationLayer(keras.layers.Layer):
         super().__init__(**kwargs)
         if isinstance(degradation, dict):
             degradation = keras.saving.deserialize_keras_object(degradation)
-        if not isinstance(degradation, Degradation):
+        # Any keras_indi Degradation (duck-typed: `base` imports this module for `as_layer`).
+        if not callable(getattr(degradation, "backend_call", None)):
             raise ValueError(
                 "`degradation` must be a keras_indi Degradation, e.g. "
                 f"`keras_indi.degradations.GaussianBlur(sigma=1.0)`. Received {type(degradation).__name__}."

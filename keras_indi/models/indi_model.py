@@ -217,31 +217,26 @@ class InDIModel(keras.Model):
             inputs, target = {"degraded": x, "clean": y}, y
         return keras.utils.pack_x_y_sample_weight(inputs, target, sample_weight)
 
-    def _symbolic_build(self, iterator=None, data_batch=None):
-        # Keras builds the model, loss and metrics from the first batch *as the data gives it*
-        # (here: possibly clean images only, or an objective dict). Give it the
-        # (degraded-or-clean, clean) pair that `call` and the loss understand instead.
-        # (Private Keras hook, present in keras>=3.0; see keras/src/trainers/trainer.py.)
-        needs_batch = (
-            not all(layer.built for layer in self._flatten_layers())
-            or (self._compile_metrics is not None and not self._compile_metrics.built)
-            or (self._compile_loss is not None and not self._compile_loss.built)
-        )
-        if needs_batch and data_batch is None and iterator is not None:
-            for _, _, data_or_iterator in iterator:
-                if isinstance(data_or_iterator, (list, tuple)):
-                    data_batch = data_or_iterator[0]
-                else:
-                    data_batch = next(data_or_iterator)
-                break
-        if data_batch is not None:
-            x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data_batch)
-            if isinstance(x, dict):
-                x, y = x.get("degraded", x["clean"]), x["clean"]
-            elif y is None:
-                y = x
-            data_batch = keras.utils.pack_x_y_sample_weight(x, y, sample_weight)
-        return super()._symbolic_build(iterator=iterator, data_batch=data_batch)
+    @staticmethod
+    def _clean_of(x):
+        """The clean images of a batch given without targets: ``fit(clean)`` or an objective dict."""
+        return x["clean"] if isinstance(x, dict) else x
+
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        """The InDI loss ``|| F(x_t, t) - x ||`` (the model's `loss` norm, or the one given to
+        `compile`): `y_pred` is the network's prediction from x_t (`objective_prediction`), `y`
+        the clean image. Data given without targets (clean images only, or an objective dict)
+        takes its clean images as targets: that is also how Keras builds the loss from the
+        first batch, with public hooks only."""
+        if y is None:
+            y = self._clean_of(x)
+        return super().compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=sample_weight, training=training)
+
+    def compute_metrics(self, x, y, y_pred, sample_weight=None):
+        """Compiled metrics of the prediction against the clean image (see `compute_loss`)."""
+        if y is None:
+            y = self._clean_of(x)
+        return super().compute_metrics(x, y, y_pred, sample_weight=sample_weight)
 
     def train_step(self, *args):
         """One InDI step: the data becomes ``({"degraded", "clean"}, clean)``; `call`

@@ -127,6 +127,11 @@ class TimeConditionalMLP(keras.Model):
             return output
         return c_skip * ops.cast(vectors, "float32") + c_out * output
 
+    @property
+    def input_layout(self):
+        """``(rank, channels, description)`` of the vectors this network takes (for input checks)."""
+        return 2, self.features, "(batch, features)"
+
     def compute_output_shape(self, input_shape):
         return (input_shape[0][0], self.features)
 

@@ -255,6 +255,11 @@ class TimeConditionalUNet(keras.Model):
             return output
         return c_skip * ops.cast(x_t, "float32") + c_out * output
 
+    @property
+    def input_layout(self):
+        """``(rank, channels, description)`` of the images this network takes (for input checks)."""
+        return 4, self.in_channels, "(batch, height, width, channels)"
+
     def compute_output_shape(self, input_shape):
         image_shape = input_shape[0]
         return tuple(image_shape[:-1]) + (self.out_channels,)

@@ -7,7 +7,7 @@ from keras import ops
 
 from keras_indi.api_export import keras_indi_export
 from keras_indi.backend import match_static_shape, step_noise
-from keras_indi.models.ddpm import (
+from keras_indi.ddpm_schedule import (
     _PREDICTIONS,
     check_prediction_channels,
     ddim_step,

@@ -169,21 +169,18 @@ def check_choice(value, name, choices):
 
 
 def check_network_input(network, shape, name, inputs_per_call=1):
-    """Check the rank and channels of `shape` against a keras-indi network's declared input.
+    """Check the rank and channels of `shape` against a network's declared input.
 
-    `TimeConditionalUNet` takes ``(batch, height, width, in_channels)`` images and
-    `TimeConditionalMLP` ``(batch, features)`` vectors; other networks are not checked (they
-    raise their own errors). `inputs_per_call` > 1 when the network sees that many inputs
+    A network declares its input with an ``input_layout`` property, ``(rank, channels,
+    description)``: `TimeConditionalUNet` takes ``(batch, height, width, in_channels)`` images
+    and `TimeConditionalMLP` ``(batch, features)`` vectors. Networks without it are not checked
+    (they raise their own errors). `inputs_per_call` > 1 when the network sees that many inputs
     concatenated on channels (`ConditionalDDPM`: sample and degraded input).
     """
-    from keras_indi.networks import TimeConditionalMLP, TimeConditionalUNet
-
-    if isinstance(network, TimeConditionalUNet):
-        rank, channels, layout = 4, network.in_channels, "(batch, height, width, channels)"
-    elif isinstance(network, TimeConditionalMLP):
-        rank, channels, layout = 2, network.features, "(batch, features)"
-    else:
+    layout = getattr(network, "input_layout", None)
+    if layout is None:
         return
+    rank, channels, layout = layout
     channels //= inputs_per_call
     if len(shape) != rank:
         raise ValueError(
