@@ -7,6 +7,9 @@
   atomically, and resumes a killed run where it stopped.
 * `NonFiniteLossGuard` stops training at the first NaN/Inf loss and says where it happened
   and what usually causes it.
+* `AtomicModelCheckpoint` and `AtomicHistoryLogger` write a ``.keras`` file and the
+  history files (CSV, JSON) every epoch, through a temporary file and a rename, so a kill or a
+  full disk never leaves them half-written.
 
 >>> import keras_indi
 >>> callbacks = [
@@ -19,7 +22,10 @@ Rerunning the same script after a crash or a kill resumes at the epoch after the
 checkpoint.
 """
 
+import csv
 import hashlib
+import io
+import inspect
 import json
 import math
 import os
@@ -45,6 +51,13 @@ _CHECKPOINT_NAME = re.compile(r"^epoch-(\d{4,})(?:-batch-(\d+))?$")
 # Unfinished writes of this callback: checkpoint folders being written or being replaced and
 # temporary pointer files. Nothing else in the directory is ever deleted.
 _LEFTOVER_NAME = re.compile(r"^(?:\.(?:tmp|old)-epoch-\d{4,}(?:-batch-\d+)?|latest\.json\.tmp)-[0-9a-f]{8}$")
+
+
+@keras_indi_export("keras_indi.callbacks.CheckpointWarning")
+class CheckpointWarning(UserWarning):
+    """The warnings of `TrainingCheckpoint`: a damaged checkpoint skipped (and the one it falls
+    back to), an interrupted save removed, a checkpoint not written. A subclass of
+    ``UserWarning``, so that a program (``keras-indi train``) can show them its own way."""
 
 
 def _checkpoint_name(epoch, batch=0):
@@ -137,6 +150,41 @@ def _seed_generators(model):
                 seen.add(id(generator))
                 generators.append(generator)
     return generators
+
+
+def _save_weights_through_memory(model, path):
+    """``model.save_weights(path)`` (a ``.weights.h5`` file), built in memory and then written
+    with Python file I/O.
+
+    HDF5 writing straight to a file that a full disk (or a file-size limit) stops midway keeps
+    the file open inside the HDF5 library, which then crashes the interpreter at exit
+    (segmentation fault, "Can't decrement id ref count"). Written from memory, the same failure
+    is an ordinary ``OSError``. The file is the one ``model.save_weights`` writes and loads with
+    ``model.load_weights``; it is held in memory once while being written. Uses Keras' own HDF5
+    store; where this Keras version's internals differ, falls back to ``model.save_weights``.
+    """
+    try:
+        from keras.src.saving.saving_lib import H5IOStore, _save_state
+
+        parameters = inspect.signature(_save_state).parameters
+        if not {"weights_store", "assets_store", "inner_path", "visited_saveables"} <= set(parameters):
+            raise ImportError("another signature")
+    except (ImportError, AttributeError, TypeError, ValueError):
+        model.save_weights(path)
+        return
+    if not model.built:
+        model.save_weights(path)  # raises Keras' own error
+        return
+    buffer = io.BytesIO()
+    store = H5IOStore(buffer, mode="w")
+    try:
+        _save_state(model, weights_store=store, assets_store=None, inner_path="", visited_saveables=set())
+    finally:
+        store.close()
+    with open(path, "wb") as file:
+        file.write(buffer.getvalue())
+        file.flush()
+        os.fsync(file.fileno())
 
 
 @keras_indi_export("keras_indi.callbacks.read_checkpoint_state")
@@ -368,7 +416,9 @@ class TrainingCheckpoint(keras.callbacks.Callback):
                 problems.append(str(error))
                 continue
             for problem in problems:
-                warnings.warn(f"Skipping an invalid checkpoint: {problem} Falling back to {path}.", stacklevel=3)
+                warnings.warn(
+                    f"Skipping an invalid checkpoint: {problem} Falling back to {path}.", CheckpointWarning, stacklevel=3
+                )
             return path, state
         if problems:
             raise ValueError(f"No valid checkpoint in {directory}: " + " ".join(problems))
@@ -445,6 +495,7 @@ class TrainingCheckpoint(keras.callbacks.Callback):
             warnings.warn(
                 f"TrainingCheckpoint: not saving {_checkpoint_name(epoch, batch)}: the loss is not "
                 f"finite ({logs}). The previous checkpoints are kept.",
+                CheckpointWarning,
                 stacklevel=2,
             )
             return None
@@ -457,6 +508,7 @@ class TrainingCheckpoint(keras.callbacks.Callback):
                 f"TrainingCheckpoint: `{self.monitor}` is not in the logs (available: "
                 f"{sorted(logs)}), so keep_best={self.keep_best} keeps nothing extra. Pass "
                 "validation_data to fit() or another `monitor`, e.g. monitor='loss'.",
+                CheckpointWarning,
                 stacklevel=2,
             )
         state = {
@@ -496,7 +548,7 @@ class TrainingCheckpoint(keras.callbacks.Callback):
 
     @staticmethod
     def _write(model, folder, state):
-        model.save_weights(os.path.join(folder, _WEIGHTS))
+        _save_weights_through_memory(model, os.path.join(folder, _WEIGHTS))
         generators = _seed_generators(model)
         np.savez(
             os.path.join(folder, _SEEDS),
@@ -537,7 +589,15 @@ class TrainingCheckpoint(keras.callbacks.Callback):
         _write_json(os.path.join(self.directory, _LATEST), pointer, atomic=True)
         for name in checkpoints:
             if name not in kept:
-                shutil.rmtree(os.path.join(self.directory, name), ignore_errors=True)
+                # Renamed out of the way first (atomic), then deleted: a kill while deleting
+                # leaves a hidden leftover (removed at the next fit), never a half-deleted
+                # checkpoint folder.
+                stale = os.path.join(self.directory, f".old-{name}-{uuid.uuid4().hex[:8]}")
+                try:
+                    os.replace(os.path.join(self.directory, name), stale)
+                except OSError:
+                    continue
+                shutil.rmtree(stale, ignore_errors=True)
 
     def _remove_leftovers(self):
         for name in os.listdir(self.directory):
@@ -547,6 +607,7 @@ class TrainingCheckpoint(keras.callbacks.Callback):
             if name.startswith(".tmp-"):
                 warnings.warn(
                     f"TrainingCheckpoint: removing {path}, a checkpoint whose save was interrupted.",
+                    CheckpointWarning,
                     stacklevel=3,
                 )
             if os.path.isdir(path):
@@ -661,6 +722,75 @@ class AtomicModelCheckpoint(keras.callbacks.Callback):
             self.best = value
         os.makedirs(os.path.dirname(os.path.abspath(self.filepath)), exist_ok=True)
         save_model_atomically(self.model, self.filepath)
+
+
+def history_columns(rows):
+    """The columns of history `rows` (dicts): ``epoch`` first, then the log names, sorted."""
+    names = sorted({key for row in rows for key in row} - {"epoch"})
+    return ["epoch"] + names
+
+
+def _history_value(value):
+    return None if value is None or (isinstance(value, float) and not math.isfinite(value)) else value
+
+
+@keras_indi_export("keras_indi.callbacks.AtomicHistoryLogger")
+class AtomicHistoryLogger(keras.callbacks.Callback):
+    """Write the logs of every epoch to a CSV file and a JSON file, each rewritten atomically.
+
+    Like ``keras.callbacks.CSVLogger(path, append=True)``, but at the end of each epoch the
+    whole file is written to a temporary file and renamed into place, so a kill or a full disk
+    leaves the previous version complete, never a half-written row. The CSV file has one row per
+    epoch (``epoch`` is 0-based, as in ``CSVLogger``); the JSON file holds ``{column: [values]}``
+    (NaN and Inf as null).
+
+    Put it *before* a `TrainingCheckpoint` in the callbacks: the rows of an epoch are then on
+    disk before the checkpoint of that epoch, and a run killed between the two writes loses no
+    row. A resumed run passes the rows of the epochs its checkpoint holds (``rows``; the rows
+    of later epochs, which it trains again, are left out) and the re-run epochs are written again.
+
+    Args:
+        csv_path: the CSV file, e.g. ``"run/history.csv"``.
+        json_path: the JSON file, or None for none.
+        rows: the rows of the earlier epochs: dicts ``{"epoch": int, name: float, ...}``.
+
+    Example:
+
+    >>> logger = AtomicHistoryLogger("run/history.csv", "run/history.json")  # doctest: +SKIP
+    >>> model.fit(x, y, epochs=5, callbacks=[logger, TrainingCheckpoint("run/backup")])  # doctest: +SKIP
+    """
+
+    def __init__(self, csv_path, json_path=None, rows=()):
+        super().__init__()
+        self.csv_path = os.fspath(csv_path)
+        self.json_path = None if json_path is None else os.fspath(json_path)
+        self.rows = {}
+        for row in rows:
+            if "epoch" not in row:
+                raise ValueError(f"Every row of `rows` needs an 'epoch' entry. Received {row!r}.")
+            self.rows[int(row["epoch"])] = dict(row, epoch=int(row["epoch"]))
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.rows[int(epoch)] = {"epoch": int(epoch), **_scalar_logs(logs)}
+        self.write()
+
+    def write(self):
+        """Write both files now (the CSV file first)."""
+        rows = [self.rows[epoch] for epoch in sorted(self.rows)]
+        columns = history_columns(rows)
+
+        def write_csv(temporary):
+            with open(temporary, "w", newline="") as file:
+                writer = csv.writer(file)
+                writer.writerow(columns)
+                for row in rows:
+                    writer.writerow(["" if row.get(column) is None else repr(row[column]) for column in columns])
+
+        os.makedirs(os.path.dirname(os.path.abspath(self.csv_path)), exist_ok=True)
+        _replace_atomically(self.csv_path, write_csv)
+        if self.json_path is not None:
+            history = {column: [_history_value(row.get(column)) for row in rows] for column in columns}
+            write_json_atomically(self.json_path, history)
 
 
 @keras_indi_export("keras_indi.callbacks.NonFiniteLossGuard")

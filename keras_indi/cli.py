@@ -10,6 +10,7 @@ models, evaluation) are imported only when a command runs.
 """
 
 import argparse
+import errno
 import json
 import math
 import os
@@ -37,6 +38,11 @@ MODEL_VALUE_RANGE = (-1.0, 1.0)
 # Files `keras-indi train` owns in its output folder (what --overwrite removes).
 TRAIN_FILES = ("config.json", "model.keras", "history.json", "history.csv")
 TRAIN_FOLDERS = ("checkpoints", "backup")
+# The lock file of a running `keras-indi train` (keras_indi.utils.folder_lock.LOCK_NAME; not
+# imported here: importing keras_indi loads Keras) and the temporary files of its atomic writes
+# (keras_indi.callbacks._temporary_sibling) that a kill can leave in OUTPUT.
+TRAIN_LOCK_NAME = ".keras-indi.lock"
+TRAIN_LEFTOVER = r"^\.(?:config|history|model)\.tmp-[0-9a-f]{8}\.(?:json|csv|keras)$"
 
 EPILOG = """\
 commands, with an example each:
@@ -53,6 +59,12 @@ the KERAS_BACKEND environment variable (jax, tensorflow or torch), e.g.
 
 class UsageError(ValueError):
     """A mistake in the command line or its files: printed as one line, exit status 2."""
+
+
+class Terminated(KeyboardInterrupt):
+    """Raised by the SIGTERM handler of `keras-indi train` (a `kill`, a batch system's time
+    limit), so that a terminated run stops like one interrupted with Ctrl-C: the write in
+    progress is abandoned without leaving a half-written file, and a resume hint is printed."""
 
 
 class _Formatter(argparse.RawDescriptionHelpFormatter):
@@ -268,7 +280,10 @@ example:
         help="batches per epoch (default: one pass over a folder/dataset, 50 for builtin and dead_leaves)",
     )
     command.add_argument(
-        "--validation-samples", type=_positive_int, help="validation crops (default: 4 batches or one per held-out image)"
+        "--validation-samples",
+        type=_non_negative_int,
+        help="validation crops (default: 4 batches or one per held-out image); 0: no validation, every "
+        "image trains (e.g. a folder of one image; then no best.keras and no validation PSNR)",
     )
     network = command.add_argument_group("network (time-conditional U-Net)")
     network.add_argument("--widths", type=_int_list(1), default=(32, 64, 128), metavar="W,W,...",
@@ -377,7 +392,9 @@ example:
         "--t-start", type=_t_start, default=1.0,
         help="start time in (0, 1]: below 1 restores only part of the way, for mildly degraded inputs (default: %(default)s)",
     )
-    command.add_argument("--tile-size", type=_positive_int, help="restore in tiles of this size (pixels) when an image is larger (default: whole images)")
+    command.add_argument("--tile-size", type=_positive_int, help="restore in tiles of this size (pixels) when an image is larger (default: whole images, or "
+                         "automatic tiles when a whole image would not fit in half the available memory or in "
+                         "KERAS_INDI_MEMORY_LIMIT, e.g. 8G)")
     command.add_argument("--overlap", type=_non_negative_int, default=32, help="overlap of neighbouring tiles in pixels (default: %(default)s)")
     command.add_argument("--tile-batch-size", type=_positive_int, default=4, help="tiles per network call (default: %(default)s)")
     command.add_argument("--suffix", help='added to output names, e.g. "_restored" (default: none, or "_restored" with --allow-input-folder)')
@@ -432,21 +449,49 @@ def main(argv=None):
     command_parser = arguments.command_parser
     try:
         arguments.handler(arguments, command_parser)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as interruption:
+        terminated = isinstance(interruption, Terminated)
+        message = "terminated (SIGTERM)" if terminated else "interrupted"
         if arguments.command == "train":
-            message = (
-                "interrupted. The last completed epoch is saved: run the same command with --resume "
-                "to continue.\n"
-            )
-        else:
-            message = "interrupted.\n"
-        command_parser.exit(130, f"{command_parser.prog}: {message}")
+            message += f". {_resume_hint(arguments)}"
+        command_parser.exit(143 if terminated else 130, f"{command_parser.prog}: {message}\n")
     except (ValueError, OSError) as error:
         if os.environ.get("KERAS_INDI_DEBUG") == "1":
             raise
         hint = "" if isinstance(error, UsageError) else " (set KERAS_INDI_DEBUG=1 to see the traceback)"
+        if isinstance(error, OSError) and error.errno in _DISK_FULL_ERRORS:
+            hint = (
+                " The disk is full (or a quota or file-size limit was reached): free some space or choose "
+                "another folder, then run the same command again"
+                + (f". {_resume_hint(arguments)}" if arguments.command == "train" else ".")
+            )
         command_parser.exit(2, f"{command_parser.prog}: error: {_message(error)}{hint}\n")
     return 0
+
+
+# errno values of a write refused for lack of space: ENOSPC, EDQUOT (quota), EFBIG (file size).
+_DISK_FULL_ERRORS = {getattr(errno, name) for name in ("ENOSPC", "EDQUOT", "EFBIG") if hasattr(errno, name)}
+
+
+def _resume_hint(arguments):
+    """What a stopped `keras-indi train` run has saved and how to continue it."""
+    output = getattr(arguments, "train_output", None)
+    if output is None:  # stopped before its output folder was prepared
+        return "Nothing was written: run the same command again."
+    import warnings
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # a damaged checkpoint was reported during the run
+            done = _backup_epoch(output)
+    except Exception:  # never hide the interruption behind another error
+        done = 0
+    if not done:
+        return "No epoch was saved yet: run the same command with --resume to start again."
+    return (
+        f"Epoch {done} is saved (the training state in {output / 'backup'}): run the same command with "
+        "--resume to continue from there."
+    )
 
 
 def _message(error):
@@ -561,10 +606,13 @@ def load_indi_model(path, option="MODEL"):
     import keras
 
     import keras_indi  # noqa: F401  (registers the classes the file refers to)
+    from keras_indi.backend.compilation_cache import enable_compilation_cache, loading_weights
     from keras_indi.models.indi_model import InDIModel
 
+    enable_compilation_cache()  # JAX: reuse earlier runs' compiled programs (KERAS_INDI_COMPILATION_CACHE=0: off)
     try:
-        model = keras.saving.load_model(path)
+        with loading_weights():  # JAX: the initial weights the file replaces compile ~3x faster
+            model = keras.saving.load_model(path)
     except Exception as error:  # corrupt zip, unknown classes, ...
         raise UsageError(f"could not load the model {path!r}: {type(error).__name__}: {error}") from error
     if not isinstance(model, InDIModel):
@@ -714,11 +762,29 @@ def _backup_epoch(output):
         return 0
 
 
-def _prepare_train_output(arguments, config):
-    output = pathlib.Path(arguments.output).expanduser()
-    if output.exists() and not output.is_dir():
-        raise UsageError(f"--output {str(output)!r} is a file; pass a folder for the run.")
-    existing = sorted(os.listdir(output)) if output.is_dir() else []
+def _run_files(output):
+    """The entries of the run folder `output`, without the lock of the running process and after
+    removing the temporary files that atomic writes killed midway left behind (only ever
+    called with the lock held: they cannot be another run's writes in progress)."""
+    import re
+
+    if not output.is_dir():
+        return []
+    existing = []
+    for name in sorted(os.listdir(output)):
+        if name == TRAIN_LOCK_NAME:
+            continue
+        if re.match(TRAIN_LEFTOVER, name) and (output / name).is_file():
+            (output / name).unlink()
+            continue
+        existing.append(name)
+    return existing
+
+
+def _prepare_train_output(arguments, config, output):
+    """Check what `output` (locked by this process) holds against --resume / --overwrite, and
+    clear what a start over or a failed start leaves behind."""
+    existing = _run_files(output)
     if existing and _unstarted_run(output, existing):
         # A run that stopped before its first epoch was saved (bad data, a crash in the model
         # setup): nothing to resume or lose, so the same command simply starts it again.
@@ -828,28 +894,37 @@ def _time_distribution(name, parameter):
     return name
 
 
-def _read_history(path):
-    """history.csv (appended across resumed runs) as {column: [values]}, one entry per epoch."""
+def _read_history_rows(path):
+    """The rows of history.csv: ``[{"epoch": int, name: float or None}]`` sorted by epoch; a
+    repeated epoch (a re-run one, in files of older versions) keeps its last row."""
     import csv
 
     if not path.is_file():
-        return {}
+        return []
     rows = {}
     with open(path, newline="") as file:
         for row in csv.DictReader(file):
             try:
-                rows[int(row["epoch"])] = row  # a re-run epoch replaces the older line
-            except (KeyError, ValueError):
+                epoch = int(row["epoch"])
+            except (KeyError, TypeError, ValueError):
                 continue
-    history = {}
-    for epoch in sorted(rows):
-        for key, value in rows[epoch].items():
-            try:
-                number = float(value)
-            except (TypeError, ValueError):
-                number = None
-            history.setdefault(key, []).append(int(number) if key == "epoch" else number)
-    return history
+            values = {}
+            for key, value in row.items():
+                if key is None or key == "epoch":
+                    continue
+                try:
+                    values[key] = float(value)
+                except (TypeError, ValueError):
+                    values[key] = None
+            rows[epoch] = {"epoch": epoch, **values}
+    return [rows[epoch] for epoch in sorted(rows)]
+
+
+def _read_history(path):
+    """history.csv as {column: [values]}, one entry per epoch."""
+    rows = _read_history_rows(path)
+    columns = ["epoch"] + sorted({key for row in rows for key in row} - {"epoch"})
+    return {column: [row.get(column) for row in rows] for column in columns} if rows else {}
 
 
 def keras_file_problem(path):
@@ -875,52 +950,110 @@ def keras_file_problem(path):
 
 def _warn_damaged_model_files(output):
     """On a resumed run, warn about each damaged .keras file of OUTPUT (left by a kill or a
-    full disk while an older version wrote it in place)."""
+    full disk while an older version wrote it in place, or damaged since); returns their names."""
     replaced_when = {
-        "checkpoints/last.keras": "at the end of the next epoch",
-        "checkpoints/best.keras": "when the validation loss next improves (delete it to get one at the next epoch)",
-        "model.keras": "when training ends",
+        "checkpoints/last.keras": "when this run ends (from the training state in backup/)",
+        "checkpoints/best.keras": "when the validation loss next beats the best of the run; until then use "
+        "checkpoints/last.keras",
+        "model.keras": "when this run ends",
     }
+    damaged = []
     for name, when in replaced_when.items():
         path = output / name
         if path.is_file():
             problem = keras_file_problem(path)
             if problem is not None:
+                damaged.append(name)
                 print(
                     f"keras-indi train: warning: {path} is damaged: {problem}. It cannot be loaded; "
                     f"training resumes from {output / 'backup'} and the file is rewritten {when}.",
                     file=sys.stderr,
                     flush=True,
                 )
+    return damaged
 
 
-def _check_image_files(folder):
+# -- channels of image files ------------------------------------------------------------------
+def _image_channels(image):
+    """``(color, alpha)`` of an opened PIL image, without decoding it: color is "gray" or "rgb"."""
+    mode = image.mode
+    if mode in ("P", "PA"):
+        return "rgb", mode == "PA" or "transparency" in image.info
+    if mode in ("1", "L", "LA", "La", "I", "F") or mode.startswith("I;"):
+        return "gray", mode in ("LA", "La")
+    return "rgb", mode in ("RGBA", "RGBa")
+
+
+def _channel_notices(kinds, channels, what):
+    """Notes on how images of the given ``{path: (color, alpha)}`` are converted to `channels`
+    channels: one line per kind of conversion, naming one file (`what`: where they come from)."""
+    notices = []
+    gray = [path for path, (color, _) in kinds.items() if color == "gray"]
+    rgb = [path for path, (color, _) in kinds.items() if color == "rgb"]
+    alpha = [path for path, (_, has_alpha) in kinds.items() if has_alpha]
+
+    def count(paths):
+        total = len(kinds)
+        number = "the" if len(paths) == total == 1 else ("all" if len(paths) == total else f"{len(paths)} of {total}")
+        example = f" (e.g. {paths[0]})" if len(paths) > 1 else f" ({paths[0]})"
+        return f"{number} image{'s' if total > 1 else ''} of {what}{example}"
+
+    if channels == 3 and gray:
+        notices.append(
+            f"note: {count(gray)} {'is' if len(gray) == 1 else 'are'} grayscale: converted to RGB (the gray "
+            "value in all 3 channels) for a 3-channel model. For grayscale images, a model trained with "
+            "--channels 1 fits better."
+        )
+    if channels == 1 and rgb:
+        notices.append(
+            f"note: {count(rgb)} {'is' if len(rgb) == 1 else 'are'} in color: converted to grayscale (luma) "
+            "for a 1-channel model; the colors are lost. Use a model trained with --channels 3 to keep them."
+        )
+    if alpha:
+        notices.append(
+            f"note: {count(alpha)} {'has' if len(alpha) == 1 else 'have'} an alpha channel (transparency): it "
+            "is dropped, only the color channels are used."
+        )
+    return notices
+
+
+def _check_image_files(folder, channels):
     """Open every image file of a --source folder and check its data (PNG chunk CRCs and
-    the like) without decoding it: a corrupt file is named in seconds."""
+    the like) without decoding it: a corrupt file is named in seconds. Prints a note for each
+    conversion to `channels` channels (grayscale to RGB, RGB to grayscale, alpha dropped).
+    Returns the number of image files."""
     from PIL import Image
 
     from keras_indi.datasets.image_io import list_image_files
 
+    kinds = {}
     for path in list_image_files(folder, argument="--source", recursive=True):
         try:
             with Image.open(path) as image:
+                kinds[path] = _image_channels(image)
                 image.verify()
         except Exception as error:  # PIL raises many types for damaged files
             raise UsageError(
                 f"the image file {str(path)!r} in --source is corrupt or not an image "
                 f"({type(error).__name__}: {error}). Remove or replace it, then run the same command again."
             ) from error
+    for notice in _channel_notices(kinds, channels, f"--source {folder}"):
+        _say(notice)
+    return len(kinds)
+
+
+def _folder_source(arguments):
+    """The --source folder, or None for the named sources and tfds:NAME."""
+    source = _check_source(arguments)
+    return None if source in NAMED_SOURCES or source.startswith("tfds:") else source
 
 
 def _check_training_data(arguments, train, validation):
-    """Check the training data before the model is built: every image file of a folder
-    --source opens, and the first training and validation batches read, are finite and are on
-    the models' scale (clean images in [-1, 1]; degraded ones may exceed it, as noise does)."""
+    """Check the training data before the model is built: the first training and validation
+    batches read, are finite and are on the models' scale (clean images in [-1, 1]; degraded
+    ones may exceed it, as noise does)."""
     from keras_indi.utils.validation import check_finite_and_range
 
-    source = _check_source(arguments)
-    if source not in NAMED_SOURCES and not source.startswith("tfds:"):
-        _check_image_files(source)
     hint = "Check the --source data (keras-indi scales image files to [-1, 1])."
     for name, dataset in (("training", train), ("validation", validation)):
         if dataset is None:
@@ -934,7 +1067,90 @@ def _check_training_data(arguments, train, validation):
             )
 
 
+def _psnr(images, clean):
+    """PSNR in dB of each image against `clean`, both in [-1, 1] (`images` clipped to it)."""
+    import numpy as np
+
+    error = np.mean((np.clip(images, -1.0, 1.0) - clean) ** 2, axis=tuple(range(1, np.ndim(clean))))
+    return 10.0 * np.log10(4.0 / np.maximum(error, 1e-12))
+
+
+def validation_verdict(model, validation, seed=0):
+    """One line comparing the validation PSNR of `model` at 1 step with the PSNR of its
+    degraded inputs (both against the clean images): whether the model improves on its input."""
+    import numpy as np
+
+    restored_psnr, input_psnr = [], []
+    for index in range(len(validation)):
+        degraded, clean = validation[index]
+        restored = model.restore(degraded, num_steps=1, seed=seed, progress_bar=False)
+        restored_psnr.append(_psnr(np.asarray(restored, "float32"), clean))
+        input_psnr.append(_psnr(np.asarray(degraded, "float32"), clean))
+    restored_db = float(np.mean(np.concatenate(restored_psnr)))
+    input_db = float(np.mean(np.concatenate(input_psnr)))
+    gain = restored_db - input_db
+    line = f"Validation PSNR (1 step): model {restored_db:.1f} dB vs degraded input {input_db:.1f} dB ({gain:+.1f} dB)"
+    if gain < 0:
+        return line + ": still worse than the input. Train longer: raise --epochs and run the same command with --resume."
+    return line + "."
+
+
+class _PlainWarnings:
+    """Within a ``with`` block: print each distinct checkpoint warning once, as
+    ``keras-indi train: warning: ...`` without the Python source line; other warnings as usual."""
+
+    def __enter__(self):
+        import warnings
+
+        from keras_indi.callbacks import CheckpointWarning
+
+        self.context = warnings.catch_warnings()
+        self.context.__enter__()
+        warnings.simplefilter("always", CheckpointWarning)
+        shown = set()
+        default = warnings.showwarning
+
+        def show(message, category, filename, lineno, file=None, line=None):
+            if not issubclass(category, CheckpointWarning):
+                return default(message, category, filename, lineno, file, line)
+            if str(message) not in shown:
+                shown.add(str(message))
+                print(f"keras-indi train: warning: {message}", file=sys.stderr, flush=True)
+
+        warnings.showwarning = show
+        return self
+
+    def __exit__(self, *exception):
+        return self.context.__exit__(*exception)
+
+
+class _TerminateLikeInterrupt:
+    """Within a ``with`` block (in the main thread): SIGTERM raises `Terminated`."""
+
+    def __enter__(self):
+        import signal
+        import threading
+
+        self.previous = None
+        if threading.current_thread() is threading.main_thread() and hasattr(signal, "SIGTERM"):
+
+            def terminate(number, frame):
+                raise Terminated()
+
+            self.previous = signal.signal(signal.SIGTERM, terminate)
+        return self
+
+    def __exit__(self, *exception):
+        if self.previous is not None:
+            import signal
+
+            signal.signal(signal.SIGTERM, self.previous)
+        return False
+
+
 def _run_train(arguments, parser):
+    """`keras-indi train`: check the options and the image files, lock OUTPUT (one run at a
+    time), prepare it (--resume, --overwrite, a failed start) and train (`_train`)."""
     if not arguments.widths:
         parser.error("--widths needs at least one value, e.g. --widths 32,64,128")
     if any(level >= len(arguments.widths) for level in arguments.attention_levels):
@@ -942,10 +1158,44 @@ def _run_train(arguments, parser):
             f"--attention-levels must be between 0 and {len(arguments.widths) - 1} "
             f"(there are {len(arguments.widths)} levels in --widths)"
         )
+    folder = _folder_source(arguments)
+    output = pathlib.Path(arguments.output).expanduser()
+    if output.exists() and not output.is_dir():
+        raise UsageError(f"--output {str(output)!r} is a file; pass a folder for the run.")
+    if folder is not None:
+        # Every image file opens (a corrupt one is named in seconds), and its channels.
+        count = _check_image_files(folder, arguments.channels)
+        if count == 1 and arguments.validation_samples is None:
+            _say(f"note: --source {folder} holds a single image, so none is left to hold out for validation: "
+                 "training on it without validation (--validation-samples 0).")
+            arguments.validation_samples = 0
+        elif count == 1 and arguments.validation_samples:
+            raise UsageError(
+                f"--source {folder} holds a single image, so none is left to hold out for "
+                f"--validation-samples {arguments.validation_samples}. Pass --validation-samples 0 to train "
+                "on it without validation, or add images."
+            )
     config = train_config(arguments)
     time_distribution = _time_distribution(arguments.time_distribution, arguments.time_parameter)
-    _check_source(arguments)
-    output = _prepare_train_output(arguments, config)
+    from keras_indi.utils.folder_lock import FolderInUseError, FolderLock
+
+    try:
+        lock = FolderLock(output, purpose="keras-indi train").acquire()
+    except FolderInUseError as error:
+        raise UsageError(
+            f"--output {error} To continue that run later, run the same command with --resume once it has stopped."
+        ) from None
+    try:
+        with _TerminateLikeInterrupt(), _PlainWarnings():
+            _prepare_train_output(arguments, config, output)
+            arguments.train_output = output  # for the resume hint when the run stops
+            return _train(arguments, config, time_distribution, output)
+    finally:
+        lock.release()
+
+
+def _train(arguments, config, time_distribution, output):
+    """The training run of `keras-indi train` in the locked, prepared folder `output`."""
     verbose = 2 if arguments.quiet else "auto"
     task = config["task"]
 
@@ -955,6 +1205,7 @@ def _run_train(arguments, parser):
     from keras_indi.models.indi_model import InDIModel
     from keras_indi.networks.unet import TimeConditionalUNet
     from keras_indi.callbacks import (
+        AtomicHistoryLogger,
         AtomicModelCheckpoint,
         NonFiniteLossGuard,
         TrainingCheckpoint,
@@ -969,11 +1220,13 @@ def _run_train(arguments, parser):
     from keras_indi.degradations import get_task_degradation
 
     overrides = _degradation_overrides(task, config)  # --noise-level, --jpeg-quality, ...
+    no_validation = arguments.validation_samples == 0
     train, validation = _build_datasets(
         arguments,
         task,
         steps_per_epoch=arguments.steps_per_epoch,
-        validation_samples=arguments.validation_samples,
+        validation_samples=None if no_validation else arguments.validation_samples,
+        validation_fraction=0.0 if no_validation else 0.1,
         degrade_on=arguments.degrade_on,
         degradation=get_task_degradation(task, seed=arguments.seed, **overrides) if overrides else None,
     )
@@ -988,7 +1241,7 @@ def _run_train(arguments, parser):
             "keras_indi_version": keras_indi.__version__,
         },
     )
-    _warn_damaged_model_files(output)
+    damaged = _warn_damaged_model_files(output)
     degradation = None
     if arguments.degrade_on == "model":
         # The training batches are clean crops: the model degrades them in its compiled step.
@@ -1024,22 +1277,29 @@ def _run_train(arguments, parser):
     done = _backup_epoch(output)
     if done and hasattr(train, "sampler"):
         train.sampler.epoch = done  # the crops of epoch `done`, as in an uninterrupted run
-    history_path = output / "history.csv"
-    previous = _read_history(history_path)
-    best = [v for v in previous.get("val_loss", []) if v is not None and math.isfinite(v)]
+    # The history rows of the epochs the backup holds; rows of later epochs (written before a
+    # kill stopped their checkpoint) are dropped: those epochs are trained again.
+    history_path, history_json_path = output / "history.csv", output / "history.json"
+    previous = _read_history_rows(history_path)
+    kept = [row for row in previous if row["epoch"] < done]
+    history_logger = AtomicHistoryLogger(history_path, history_json_path, rows=kept)
+    if len(kept) != len(previous) or (kept and not history_json_path.is_file()):
+        history_logger.write()
+    best = [row["val_loss"] for row in kept if row.get("val_loss") is not None and math.isfinite(row["val_loss"])]
     guard = NonFiniteLossGuard()
     callbacks = [
+        # The rows of an epoch first, then its checkpoints: a kill between them loses no row.
+        history_logger,
         # .keras files are written to a temporary file and renamed into place (never half-written).
         AtomicModelCheckpoint(output / "checkpoints" / "last.keras"),
         # The full training state (weights, optimizer and its EMA, the seed generators that draw
         # t and the noise), written atomically: a resumed run continues the same loss curve.
         TrainingCheckpoint(str(output / "backup"), keep_last=2, keep_best=0, monitor="loss"),
         guard,
-        keras.callbacks.CSVLogger(str(history_path), append=True),
     ]
     if validation is not None:
         callbacks.insert(
-            1,
+            2,
             AtomicModelCheckpoint(
                 output / "checkpoints" / "best.keras",
                 monitor="val_loss",
@@ -1072,9 +1332,10 @@ def _run_train(arguments, parser):
             f"(see the causes above). Fix the cause (e.g. a lower --learning-rate), then run the same "
             f"command with --resume to continue from the last good epoch, or --overwrite to start over."
         )
+    if "checkpoints/last.keras" in damaged and keras_file_problem(output / "checkpoints" / "last.keras"):
+        save_model_atomically(model, output / "checkpoints" / "last.keras")  # the last epoch's model
     save_model_atomically(model, output / "model.keras")
     history = _read_history(history_path)
-    write_json_atomically(output / "history.json", history)
     _say(
         f"Done in {time.time() - start:.1f} s: {output / 'model.keras'} (last epoch loss "
         f"{(history.get('loss') or [float('nan')])[-1]:.4f}). Try:\n"
@@ -1082,6 +1343,10 @@ def _run_train(arguments, parser):
         f"  keras-indi evaluate {output / 'model.keras'} --task {task} --source {arguments.source} "
         f"--image-size {arguments.image_size} --seed {arguments.seed} --output {output / 'evaluation'}"
     )
+    if validation is not None and task != "generation":
+        _say(validation_verdict(model, validation, seed=arguments.seed))
+    elif validation is None:
+        _say("No validation PSNR: the run has no validation images (--validation-samples 0).")
     return model
 
 
@@ -1173,6 +1438,20 @@ def save_png(image, path, value_range=(-1.0, 1.0)):
     os.replace(temporary, path)
 
 
+def _input_channel_notices(paths, channels):
+    """The notes `_channel_notices` prints for the input files of `restore`."""
+    from PIL import Image
+
+    kinds = {}
+    for path in paths:
+        with Image.open(path) as image:
+            kinds[path] = _image_channels(image)
+    notices = _channel_notices(kinds, channels, "the inputs")
+    if notices:
+        notices[-1] += f" The restored images have {channels} channel{'s' if channels > 1 else ''}."
+    return notices
+
+
 def _run_restore(arguments, parser):
     if arguments.suffix is not None and any(sep in arguments.suffix for sep in ("/", "\\", os.sep)):
         parser.error(f"--suffix {arguments.suffix!r} must not contain a path separator")
@@ -1188,24 +1467,29 @@ def _run_restore(arguments, parser):
         load_image(path)
     model = load_indi_model(arguments.model)
     channels = _model_channels(model, arguments.model)
+    for notice in _input_channel_notices([path for path, _ in plan], channels):
+        _say(notice)
     if _is_regression(model) and arguments.steps != 1:
         _say(f"note: {arguments.model} was trained as one-step regression; --steps {arguments.steps} "
              "re-applies it, which usually helps little. --steps 1 is its intended use.")
     os.makedirs(pathlib.Path(arguments.output_dir).expanduser(), exist_ok=True)
-    from keras_indi.samplers.tiling import restore_tiled
+    from keras_indi.samplers.tiling import choose_tiling, restore_tiled
 
     for index, (path, target) in enumerate(plan):
         start = time.time()
         image = load_image(path, channels=channels)
         height, width = image.shape[:2]
-        tiled = arguments.tile_size is not None and max(height, width) > arguments.tile_size
+        tile_size, tile_batch_size = arguments.tile_size, arguments.tile_batch_size
+        if tile_size is None:  # tiles only when the whole image would not fit in memory
+            tile_size, tile_batch_size = choose_tiling(model.network, image.shape, arguments.overlap) or (None, tile_batch_size)
+        tiled = tile_size is not None and max(height, width) > tile_size
         if tiled:
             restored = restore_tiled(
                 model,
                 image,
-                tile_size=arguments.tile_size,
+                tile_size=tile_size,
                 overlap=arguments.overlap,
-                tile_batch_size=arguments.tile_batch_size,
+                tile_batch_size=tile_batch_size,
                 num_steps=arguments.steps,
                 seed=arguments.seed,
                 t_start=arguments.t_start,
@@ -1254,6 +1538,15 @@ def _run_evaluate(arguments, parser):
     channels = _model_channels(model, arguments.model)
     if channels != arguments.channels:
         raise UsageError(f"the model expects {channels}-channel images: pass --channels {channels}.")
+    folder = _folder_source(arguments)
+    if folder is not None:
+        # Corrupt files named, channel conversions noted.
+        if _check_image_files(folder, channels) < 2:
+            raise UsageError(
+                f"--source {folder} holds a single image. evaluate measures the images that train holds "
+                "out for validation (10% of a folder, at least one), so it needs at least 2 images: add "
+                "images, or evaluate on another folder of the same kind of images."
+            )
     task = _resolve_task(arguments)
     _, validation = _build_datasets(arguments, task, steps_per_epoch=1, validation_samples=arguments.num_images)
     if validation is None:

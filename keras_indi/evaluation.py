@@ -278,6 +278,10 @@ def _run_baseline(label, baseline, degraded, seed, batch_size):
         model, steps = baseline
         steps = _check_step_counts((steps,))[0]
         return steps, _restore_with(model, degraded, steps, seed, batch_size, f"baseline {label!r}")
+    if isinstance(baseline, tuple) and len(baseline) == 2 and callable(baseline[0]):
+        function, steps = baseline
+        steps = _check_step_counts((steps,))[0]  # what the table shows: the function takes them
+        return steps, _run_baseline(label, function, degraded, seed, batch_size)[1]
     if hasattr(baseline, "restore"):
         return 1, _restore_with(baseline, degraded, 1, seed, batch_size, f"baseline {label!r}")
     if isinstance(baseline, keras.Model):
@@ -296,8 +300,8 @@ def _run_baseline(label, baseline, degraded, seed, batch_size):
         return None, np.concatenate(outputs, axis=0)
     raise ValueError(
         f"baseline {label!r} must be an array of restorations, a model with `restore` (evaluated at "
-        "1 step), a (model, num_steps) pair, a Keras model (its `predict`) or a callable "
-        f"degraded -> restored. Received {type(baseline).__name__}."
+        "1 step), a (model, num_steps) pair, a Keras model (its `predict`), a callable "
+        f"degraded -> restored or a (callable, num_steps) pair. Received {type(baseline).__name__}."
     )
 
 
@@ -350,7 +354,11 @@ def evaluate_tradeoff(
         baselines: dict ``{label: baseline}`` evaluated once each and shown as separate points:
             an array of restorations (e.g. ``{"input": degraded}``), a model with `restore`
             (evaluated at 1 step: one-shot regression), a ``(model, num_steps)`` pair, a Keras
-            model (``predict``) or a callable ``degraded -> restored``.
+            model (``predict``), a callable ``degraded -> restored`` (its row has no number of
+            steps) or a ``(callable, num_steps)`` pair: a function that restores in that many
+            steps its own way, e.g. with an explicit time grid
+            (``(lambda y: model.restore(y, num_steps=5, spacing="cosine"), 5)``), shown with its
+            number of steps.
         method_name: label of `model` in the table and plot.
         data_range, crop_border, y_channel: options of the PSNR / SSIM metrics.
         num_examples: how many of the first images are kept for `TradeoffResult.image_grid`.
@@ -686,7 +694,9 @@ class TradeoffResult:
             examples: number of rows or list of example indices (default: all kept examples,
                 see `num_examples` of `evaluate_tradeoff`).
             step_counts: the main method's step counts to show (default: all).
-            include_baselines: add one column per baseline.
+            include_baselines: True: one column per baseline; False: none; or the labels of the
+                baselines to show, e.g. ``["regression"]`` to leave out a baseline that only
+                repeats the degraded column (``baselines={"noisy input": degraded}``).
             value_range: range of the images, mapped to [0, 1] for display.
             image_size: inches per image.
             overwrite: replace an existing `path`.
@@ -727,10 +737,18 @@ class TradeoffResult:
         columns += [
             (f"{label}\n{n} step{'s' if n != 1 else ''}", images) for label, n, images in main
         ]
-        if include_baselines:
-            columns += [
-                (label, images) for label, n, images in restorations if label != method_name
-            ]
+        baselines = [(label, images) for label, n, images in restorations if label != method_name]
+        if include_baselines is None or isinstance(include_baselines, bool):
+            shown = {label for label, _ in baselines} if include_baselines else set()
+        else:
+            shown = {include_baselines} if isinstance(include_baselines, str) else set(include_baselines)
+            unknown = shown - {label for label, _ in baselines}
+            if unknown:
+                raise ValueError(
+                    f"`include_baselines` names {sorted(unknown)}, which are not baselines of this result. "
+                    f"Its baselines: {[label for label, _ in baselines]}."
+                )
+        columns += [(label, images) for label, images in baselines if label in shown]
         columns.append(("clean", self.examples["clean"]))
 
         if path is not None:

@@ -443,8 +443,36 @@ def _mean_psnr(degraded, clean):
     return float(np.mean(10.0 * np.log10(4.0 / np.maximum(mse, 1e-12))))
 
 
-def _write_report(output_dir, settings, result, paths, seconds, input_psnr, preset_section=None):
+#: The copy of the quickstart report kept in the keras-indi repository (its .keras files are not
+#: committed: see .gitignore), whose "Next steps" must not point at them.
+REPOSITORY_REPORT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "docs", "quickstart")
+
+
+def _next_steps(output_dir, task):
+    """The "Next steps" lines of report.md: commands on the InDI model of this run, or, for the
+    repository's copy of the report (`REPOSITORY_REPORT`, whose models are not committed), on
+    the model a quickstart run of the reader's own writes first."""
     model_path = os.path.join(output_dir, "indi.keras")
+    lines = ["Next steps, with the InDI model this run saved next to this report (`indi.keras`):", "", "```"]
+    if os.path.abspath(output_dir) == REPOSITORY_REPORT:
+        model_path = os.path.join("indi-quickstart", "indi.keras")
+        lines = [
+            "Next steps. The models of this run (`indi.keras`, `regression.keras`) are not committed to the "
+            "repository: the first command writes your own (about 3 minutes on a CPU), which the others use.",
+            "",
+            "```",
+            f"keras-indi quickstart --task {task} --output indi-quickstart",
+        ]
+    return lines + [
+        f"keras-indi restore {model_path} my_photo.png --output-dir restored --steps 10",
+        f"keras-indi evaluate {model_path} --task {task} --steps 1,5,20 --output evaluation",
+        f"keras-indi train --task {task} --output my-run --epochs 20",
+        "```",
+        "",
+    ]
+
+
+def _write_report(output_dir, settings, result, paths, seconds, input_psnr, preset_section=None):
     lines = [
         f"# keras-indi quickstart: {settings['task']}",
         "",
@@ -478,16 +506,7 @@ def _write_report(output_dir, settings, result, paths, seconds, input_psnr, pres
     if "grid" in paths:
         lines += [f"![examples]({os.path.basename(paths['grid'])})", ""]
     lines += [_what_this_run_shows(result), ""]
-    lines += [
-        "Next steps:",
-        "",
-        "```",
-        f"keras-indi restore {model_path} my_photo.png --output-dir restored --steps 10",
-        f"keras-indi evaluate {model_path} --task {settings['task']} --steps 1,5,20 --output evaluation",
-        f"keras-indi train --task {settings['task']} --output my-run --epochs 20",
-        "```",
-        "",
-    ]
+    lines += _next_steps(output_dir, settings["task"])
     with open(os.path.join(output_dir, "report.md"), "w") as file:
         file.write("\n".join(lines))
 
@@ -580,7 +599,7 @@ def _plot(degraded, restorations, path):
     from keras_indi.datasets.toy import DEFAULT_MODES
 
     panels = [("degraded input", degraded), ("regression (1 step)", restorations[("regression", 1)])]
-    panels += [(f"InDI, {n} steps", restorations[("indi", n)]) for n in (1, 5, 100)]
+    panels += [(f"InDI, {n} step{'s' if n != 1 else ''}", restorations[("indi", n)]) for n in (1, 5, 100)]
     figure = Figure(figsize=(3.2 * len(panels), 3.4))
     axes = figure.subplots(1, len(panels), sharex=True, sharey=True)
     for axis, (title, points) in zip(axes, panels):
@@ -589,10 +608,14 @@ def _plot(degraded, restorations, path):
         axis.set_title(title)
         axis.set_xlim(-1.5, 1.5)
         axis.set_ylim(-1.5, 1.5)
+        # Three ticks, none at the edges: the labels of neighbouring panels never overlap.
+        axis.set_xticks([-1, 0, 1])
+        axis.set_yticks([-1, 0, 1])
         axis.set_aspect("equal")
     axes[0].legend(loc="lower left")
     figure.tight_layout()
     figure.savefig(path, dpi=100)
+    return figure
 
 
 def _what_this_run_shows(result):

@@ -15,6 +15,7 @@ import pytest
 
 from keras_indi import InDIModel
 from keras_indi.callbacks import (
+    AtomicHistoryLogger,
     AtomicModelCheckpoint,
     NonFiniteLossGuard,
     TrainingCheckpoint,
@@ -130,14 +131,16 @@ from test_callbacks import CLEAN, DEGRADED, FIT, make_model
 directory, kill = sys.argv[1], sys.argv[2] == "kill"
 model = make_model()
 if kill:
-    save_weights = model.save_weights
+    import keras_indi.callbacks
 
-    def save_then_die(path, *args, **kwargs):
-        save_weights(path, *args, **kwargs)
+    save_weights = keras_indi.callbacks._save_weights_through_memory
+
+    def save_then_die(model, path):
+        save_weights(model, path)
         if "epoch-0003" in str(path):  # killed in the middle of writing epoch 3's checkpoint
             os.kill(os.getpid(), signal.SIGKILL)
 
-    model.save_weights = save_then_die
+    keras_indi.callbacks._save_weights_through_memory = save_then_die
 history = model.fit(DEGRADED, CLEAN, epochs=4, callbacks=[TrainingCheckpoint(directory)], **FIT)
 weights = [keras.ops.convert_to_numpy(v) for v in model.trainable_variables]
 np.savez(os.path.join(directory, "..", "final.npz"), *weights, epochs=np.array(history.epoch))
@@ -198,16 +201,18 @@ def test_damaged_newest_checkpoint_falls_back_to_previous_one(tmp_path):
 
 
 def test_crash_mid_save_leaves_previous_checkpoint_valid(tmp_path, monkeypatch):
-    model, checkpoint, weights = save_epochs(tmp_path, [2.0, 1.0])
-    original = model.save_weights
+    import keras_indi.callbacks
 
-    def crash_halfway(path, *args, **kwargs):
-        original(path, *args, **kwargs)
+    model, checkpoint, weights = save_epochs(tmp_path, [2.0, 1.0])
+    original = keras_indi.callbacks._save_weights_through_memory
+
+    def crash_halfway(model, path):
+        original(model, path)
         with open(path, "r+b") as file:
             file.truncate(os.path.getsize(path) // 2)
         raise OSError("disk full")
 
-    monkeypatch.setattr(model, "save_weights", crash_halfway)
+    monkeypatch.setattr(keras_indi.callbacks, "_save_weights_through_memory", crash_halfway)
     with pytest.raises(OSError, match="disk full"):
         checkpoint.on_epoch_end(2, {"loss": 1.0, "val_loss": 0.5})
     assert sorted(os.listdir(tmp_path)) == ["epoch-0001", "epoch-0002", "latest.json"]
@@ -362,3 +367,59 @@ def test_non_finite_loss_guard_stops_training_and_names_causes(tmp_path, capsys)
     with pytest.raises(FloatingPointError, match="Likely causes"):
         guard = NonFiniteLossGuard(raise_error=True)
         make_model(ema=False).fit(batches(), steps_per_epoch=3, epochs=1, callbacks=[guard], **FIT)
+
+
+def test_history_logger_rewrites_both_files_atomically_and_resumes_from_given_rows(tmp_path, monkeypatch):
+    import csv
+
+    csv_path, json_path = tmp_path / "history.csv", tmp_path / "history.json"
+    logger = AtomicHistoryLogger(csv_path, json_path)
+    logger.on_epoch_end(0, {"loss": 0.5, "val_loss": 0.25})
+    logger.on_epoch_end(1, {"loss": float("nan"), "val_loss": 0.125})
+    with open(csv_path, newline="") as file:
+        assert list(csv.reader(file)) == [["epoch", "loss", "val_loss"], ["0", "0.5", "0.25"], ["1", "nan", "0.125"]]
+    assert json.loads(json_path.read_text()) == {"epoch": [0, 1], "loss": [0.5, None], "val_loss": [0.25, 0.125]}
+    before = csv_path.read_bytes(), json_path.read_bytes()
+
+    # A failing write (a full disk) leaves both files as they were, and no temporary file.
+    def full_disk(data, file, **kwargs):
+        file.write('{"epo')
+        raise OSError(28, "No space left on device")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(json, "dump", full_disk)
+        with pytest.raises(OSError, match="No space"):
+            logger.on_epoch_end(2, {"loss": 0.1, "val_loss": 0.1})
+    assert json_path.read_bytes() == before[1] and sorted(os.listdir(tmp_path)) == ["history.csv", "history.json"]
+
+    # A resumed run passes the rows of the epochs its checkpoint holds; re-run epochs replace theirs.
+    resumed = AtomicHistoryLogger(csv_path, json_path, rows=[{"epoch": 0, "loss": 0.5, "val_loss": 0.25}])
+    resumed.on_epoch_end(1, {"loss": 0.375, "val_loss": 0.125})
+    assert json.loads(json_path.read_text())["loss"] == [0.5, 0.375]
+    with pytest.raises(ValueError, match="epoch"):
+        AtomicHistoryLogger(csv_path, rows=[{"loss": 1.0}])
+
+
+def test_checkpoint_warnings_have_their_own_category(tmp_path):
+    from keras_indi.callbacks import CheckpointWarning
+
+    save_epochs(tmp_path, [2.0, 1.0], keep_last=5)
+    state = tmp_path / "epoch-0002" / "state.json"
+    state.write_text(state.read_text()[:20])
+    with pytest.warns(CheckpointWarning, match="Falling back to .*epoch-0001"):
+        assert TrainingCheckpoint.latest(tmp_path).endswith("epoch-0001")
+    assert issubclass(CheckpointWarning, UserWarning)
+
+
+def test_weights_are_written_through_memory_and_load(tmp_path):
+    """TrainingCheckpoint writes model.weights.h5 from memory (HDF5 writing straight to a full
+    disk crashes the interpreter at exit); the file loads with `load_weights`."""
+    from keras_indi.callbacks import _save_weights_through_memory
+
+    model = built_model()
+    perturb(model, 3)
+    path = tmp_path / "model.weights.h5"
+    _save_weights_through_memory(model, path)
+    fresh = built_model()
+    fresh.load_weights(path)
+    assert_same_values(numpy_values(fresh.trainable_variables), numpy_values(model.trainable_variables), atol=0)

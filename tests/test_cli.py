@@ -115,11 +115,14 @@ def test_trained_models_accept_noise_and_refuse_0_255_data(run):
         model.fit((noisy * 127.5 + 127.5).clip(0, 255).astype("uint8"), clean, batch_size=4, epochs=1, verbose=0)
 
 
-def test_resumed_run_ends_at_the_weights_of_an_uninterrupted_run(run, tmp_path):
+def test_resumed_run_ends_at_the_weights_of_an_uninterrupted_run(run, tmp_path, capsys):
     """Seed-generator, optimizer and data state all resume: the same final weights."""
     folder, _, _ = run
     straight = tmp_path / "straight"
     assert main(["train", *TINY, "--epochs", "2", "--output", str(straight)]) == 0
+    # The end of a run says whether the model restores better than its degraded inputs.
+    verdict = [line for line in capsys.readouterr().out.splitlines() if line.startswith("Validation PSNR")]
+    assert len(verdict) == 1 and "dB vs degraded input" in verdict[0], verdict
     resumed = cli.load_indi_model(folder / "model.keras")
     uninterrupted = cli.load_indi_model(straight / "model.keras")
     for a, b in zip(resumed.get_weights(), uninterrupted.get_weights()):
@@ -210,8 +213,15 @@ def test_damaged_config_and_keras_files_on_resume(run, tmp_path, capsys):
     assert main(argv) == 0
     captured = capsys.readouterr()
     assert "nothing to train" in captured.out and "config.json is missing" in captured.out
-    assert f"{last} is damaged" in captured.err
+    assert f"{last} is damaged" in captured.err and "rewritten when this run ends" in captured.err
     assert json.loads((folder / "config.json").read_text())["epochs"] == 2
+    # Rewritten from the training state in backup/ (the last epoch's model), even with nothing to train.
+    assert cli.keras_file_problem(last) is None
+    np.testing.assert_array_equal(
+        cli.load_indi_model(last).get_weights()[0], cli.load_indi_model(folder / "model.keras").get_weights()[0]
+    )
+    # A damaged file given to restore/evaluate is named, with the run's other files as the way out.
+    last.write_bytes(last.read_bytes()[:100])
     with pytest.raises(cli.UsageError, match="last.keras.*is damaged.*--resume"):
         cli.load_indi_model(last)
 
@@ -292,6 +302,82 @@ def test_resume_a_run_written_before_the_degradation_flags(run, tmp_path, capsys
     assert "nothing to train" in capsys.readouterr().out
 
 
+def test_one_image_folder_trains_without_validation_and_gray_models_say_so(tmp_path, capsys):
+    """A folder of one image trains (no image is left for validation); --validation-samples 0
+    is accepted and documented; RGB data into a 1-channel model is converted with a note, in
+    train, restore and evaluate."""
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    assert "0: no validation" in " ".join(capsys.readouterr().out.split())
+    source = image_folder(tmp_path / "one", count=1)
+    folder = tmp_path / "gray"
+    argv = ["train", *TINY, "--source", str(source), "--channels", "1", "--epochs", "1", "--output", str(folder)]
+    # TINY asks for 4 validation crops: none can be held out of one image.
+    assert "--validation-samples 0 to train on it without validation" in fails(argv, capsys)
+    position = argv.index("--validation-samples")
+    del argv[position : position + 2]
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    assert "holds a single image" in printed and "training on it without validation" in printed
+    assert "in color: converted to grayscale (luma) for a 1-channel model" in printed
+    assert "No validation PSNR" in printed
+    assert json.loads((folder / "config.json").read_text())["validation_samples"] == 0
+    assert sorted(os.listdir(folder / "checkpoints")) == ["last.keras"]  # no validation: no best.keras
+    # Resumed with --validation-samples 0 said explicitly: the same settings as the note's.
+    assert main(argv + ["--validation-samples", "0", "--resume", "--epochs", "2"]) == 0
+    assert json.loads((folder / "history.json").read_text())["epoch"] == [0, 1]
+    capsys.readouterr()
+    several = image_folder(tmp_path / "several", count=3)
+    model = str(folder / "model.keras")
+    out = tmp_path / "restored"
+    assert main(["restore", model, str(source), "--output-dir", str(out), "--steps", "1"]) == 0
+    assert "0.png) is in color: converted to grayscale" in capsys.readouterr().out
+    assert Image.open(out / "0.png").mode == "L"
+    argv = ["evaluate", model, "--source", str(several), "--channels", "1", "--image-size", "16", "--batch-size", "4",
+            "--num-images", "4", "--steps", "1", "--output", str(tmp_path / "evaluation"), "--quiet"]
+    assert main(argv) == 0
+    assert "are in color: converted to grayscale" in capsys.readouterr().out
+
+
+def test_validation_verdict_says_when_the_model_is_worse_than_its_input():
+    rng = np.random.default_rng(0)
+    clean = rng.uniform(-1, 1, (4, 8, 8, 3)).astype("float32")
+    noisy = (clean + 0.1 * rng.normal(size=clean.shape)).astype("float32")
+
+    class Restorer:
+        def __init__(self, output):
+            self.output = output
+
+        def restore(self, degraded, num_steps, seed=None, progress_bar=False):
+            assert num_steps == 1
+            return self.output
+
+    better = cli.validation_verdict(Restorer(clean + 0.01), [(noisy, clean)])
+    assert better.startswith("Validation PSNR (1 step): model") and "(+" in better and "worse" not in better
+    worse = cli.validation_verdict(Restorer(clean + 0.5), [(noisy, clean)])
+    assert "(-" in worse and "still worse than the input" in worse and "--resume" in worse
+
+
+def test_damaged_backup_falls_back_once_with_a_plain_warning(run, tmp_path, capsys):
+    """A damaged newest backup: one warning naming the file, without Python source lines; the
+    run resumes from the epoch before, whose history rows it keeps (the later ones are redone)."""
+    import shutil
+
+    folder = tmp_path / "run"
+    shutil.copytree(run[0], folder)
+    weights = folder / "backup" / "epoch-0002" / "model.weights.h5"
+    weights.write_bytes(weights.read_bytes()[:1000])
+    assert main(["train", *TINY, "--epochs", "2", "--output", str(folder), "--resume"]) == 0
+    captured = capsys.readouterr()
+    warnings = [line for line in captured.err.splitlines() if "Skipping an invalid checkpoint" in line]
+    assert len(warnings) == 1 and warnings[0].startswith("keras-indi train: warning: Skipping"), captured.err
+    assert "epoch-0002" in warnings[0] and "truncated" in warnings[0] and "Falling back" in warnings[0]
+    assert "warnings.warn" not in captured.err and "UserWarning" not in captured.err
+    assert "Resuming" in captured.out and "after epoch 1 of 2" in captured.out
+    history = json.loads((folder / "history.json").read_text())
+    assert history["epoch"] == [0, 1] and history == json.loads((run[0] / "history.json").read_text())
+
+
 # -- restore ----------------------------------------------------------------------------------
 def digest(folder):
     return {name: hashlib.sha256((folder / name).read_bytes()).hexdigest() for name in sorted(os.listdir(folder))}
@@ -314,6 +400,10 @@ def test_restore_folder_and_file_never_touching_inputs(run, photos, tmp_path, ca
     before = digest(photos)
     out = tmp_path / "restored"
     assert main(["restore", model, str(photos), "--output-dir", str(out), "--steps", "2", "--seed", "1"]) == 0
+    printed = capsys.readouterr().out
+    # No silent channel conversions: a grayscale input into an RGB model, an alpha channel dropped.
+    assert "b.jpg) is grayscale: converted to RGB" in printed
+    assert "c.png) has an alpha channel (transparency): it is dropped" in printed
     assert sorted(os.listdir(out)) == ["a.png", "b.png", "c.png"]
     sizes = {name: Image.open(out / name).size for name in os.listdir(out)}
     assert sizes == {"a.png": (18, 20), "b.png": (23, 17), "c.png": (11, 9)}

@@ -165,6 +165,8 @@ def test_baselines_and_custom_metrics(pair):
             "regression": Regression(),
             "InDI-10": (StandIn(), 10),
             "identity": lambda x: x,
+            # A function that restores in 5 steps its own way (e.g. an explicit time grid).
+            "cosine grid": (lambda x: StandIn().restore(x, num_steps=5, seed=0), 5),
         },
         progress_bar=False,
     )
@@ -176,10 +178,12 @@ def test_baselines_and_custom_metrics(pair):
         ("regression", 1),
         ("InDI-10", 10),
         ("identity", None),
+        ("cosine grid", 5),
     ]
+    assert "| cosine grid | 5 |" in result.to_markdown()
     assert result.rows[2]["mae"] == pytest.approx(float(np.abs(clean - degraded).mean()), rel=1e-6)
     assert result.rows[2]["psnr"] == pytest.approx(result.rows[5]["psnr"])
-    assert result.methods == ["InDI", "input", "regression", "InDI-10", "identity"]
+    assert result.methods == ["InDI", "input", "regression", "InDI-10", "identity", "cosine grid"]
     assert [t["method"] for t in result.timings] == [row["method"] for row in result.rows]
 
 
@@ -361,6 +365,14 @@ def test_image_grid(result, tmp_path):
     ]
     with pytest.raises(ValueError, match="already exists"):
         result.image_grid(path=path)
+    # A baseline that only repeats the degraded images can be left out by naming the others.
+    without_input = result.image_grid(path=tmp_path / "no_input.png", include_baselines=[])
+    assert [ax.get_title() for ax in without_input.axes[:4]] == ["degraded", "InDI\n1 step", "InDI\n2 steps", "InDI\n5 steps"]
+    assert "input" not in [ax.get_title() for ax in without_input.axes]
+    with_input = result.image_grid(path=tmp_path / "g.png", include_baselines=["input"])
+    assert [ax.get_title() for ax in with_input.axes[:6]][-2:] == ["input", "clean"]
+    with pytest.raises(ValueError, match="not baselines of this result"):
+        result.image_grid(path=tmp_path / "x.png", include_baselines=["regression"])
     with pytest.raises(ValueError, match="not evaluated"):
         result.image_grid(path=tmp_path / "other.png", step_counts=(3,))
     from matplotlib.image import imread

@@ -34,6 +34,9 @@ def test_tiny_quickstart_writes_the_whole_report_and_never_overwrites(tmp_path, 
     assert settings["task"] == "denoising" and settings["preset"] == "tiny"
     report = (output / "report.md").read_text()
     assert "| regression | 1 |" in report and "keras-indi restore" in report
+    assert f"keras-indi restore {output / 'indi.keras'}" in report  # this run's own model
+    # --quiet hides the progress, never where the report is.
+    assert f"Report written to {output}" in capsys.readouterr().out
 
     before = {name: os.path.getmtime(output / name) for name in REPORT_FILES}
     with pytest.raises(SystemExit) as raised:
@@ -66,6 +69,58 @@ def test_toy_quickstart(tmp_path, capsys):
         main(["restore", str(output / "indi.keras"), str(tmp_path / "photo.png"), "--output-dir", str(tmp_path / "out")])
     assert raised.value.code == 2
     assert "not images" in capsys.readouterr().err
+
+
+@pytest.mark.backend_agnostic
+def test_toy_plot_titles_and_tick_labels(tmp_path):
+    """Singular "1 step", and tick labels that do not overlap between the panels."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import numpy as np
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    from keras_indi.quickstart import _plot
+
+    points = np.random.default_rng(0).uniform(-1.4, 1.4, (64, 2)).astype("float32")
+    restorations = {("regression", 1): points, **{("indi", n): points for n in (1, 5, 100)}}
+    figure = _plot(points, restorations, tmp_path / "points.png")
+    assert [axis.get_title() for axis in figure.axes] == [
+        "degraded input", "regression (1 step)", "InDI, 1 step", "InDI, 5 steps", "InDI, 100 steps",
+    ]
+    FigureCanvasAgg(figure).draw()
+    renderer = figure.canvas.get_renderer()
+    boxes = [
+        label.get_window_extent(renderer)
+        for axis in figure.axes
+        for label in axis.get_xticklabels()
+        if label.get_visible() and label.get_text()
+    ]
+    assert len(boxes) >= 3 * len(figure.axes)
+    for index, box in enumerate(boxes):
+        for other in boxes[index + 1 :]:
+            assert not box.overlaps(other), (box, other)
+
+
+@pytest.mark.backend_agnostic
+def test_repository_report_points_at_no_uncommitted_file():
+    """docs/quickstart/report.md (whose .keras files git ignores) tells the reader to write the
+    models first; the report of anyone else's run uses its own model."""
+    from keras_indi.quickstart import REPOSITORY_REPORT, _next_steps
+
+    report_path = os.path.join(REPOSITORY_REPORT, "report.md")
+    if not os.path.isfile(report_path):
+        pytest.skip("not a source checkout (no docs/quickstart/report.md)")
+    with open(report_path) as file:
+        report = file.read()
+    assert "docs/quickstart/indi.keras" not in report and "docs/quickstart/regression.keras" not in report
+    assert "\n".join(_next_steps(REPOSITORY_REPORT, "denoising")) in report
+    assert "keras-indi quickstart --task denoising --output indi-quickstart" in report
+    for image in ("presets_zoom.png", "presets_grid.png", "tradeoff_plot.png", "tradeoff_grid.png"):
+        if f"({image})" in report:
+            assert os.path.isfile(os.path.join(REPOSITORY_REPORT, image)), image
+    own = "\n".join(_next_steps("my-report", "jpeg"))
+    assert "keras-indi restore my-report/indi.keras" in own and "keras-indi quickstart" not in own
 
 
 @pytest.mark.backend_agnostic

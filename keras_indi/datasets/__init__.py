@@ -13,41 +13,41 @@ Quick start (offline, no download)::
 and the same with real pairs: ``source="gopro", data_dir="~/data/GOPRO_Large"``.
 """
 
-from keras_indi.datasets.folders import (
-    DPDD_SPLITS,
-    GOPRO_SPLITS,
-    ImageFolder,
-    ImagePairs,
-    div2k_pairs,
-    dpdd_pairs,
-    gopro_pairs,
-    paired_image_folder,
-)
-from keras_indi.datasets.image_io import IMAGE_EXTENSIONS, load_image
-from keras_indi.datasets.pipeline import (
-    NAMED_SOURCES,
-    PairedPyDataset,
-    build_task_datasets,
-    take_arrays,
-    tensorflow_available,
-)
-from keras_indi.datasets.sources import (
-    BUILTIN_IMAGE_NAMES,
-    EXTRA_IMAGE_NAMES,
-    DeadLeaves,
-    builtin_images,
-    dead_leaves_images,
-)
-from keras_indi.datasets.tfds_sources import (
-    TFDSImages,
-    TFDSPairs,
-    div2k_tfds,
-    gopro_tfds,
-    gopro_tfds_builder,
-    tfds_clean_source,
-)
-from keras_indi.datasets.transforms import bicubic_resize, paired_crop
+from keras_indi._lazy import attach
 
+_NAMES = {
+    "DPDD_SPLITS": "folders",
+    "GOPRO_SPLITS": "folders",
+    "ImageFolder": "folders",
+    "ImagePairs": "folders",
+    "div2k_pairs": "folders",
+    "dpdd_pairs": "folders",
+    "gopro_pairs": "folders",
+    "paired_image_folder": "folders",
+    "IMAGE_EXTENSIONS": "image_io",
+    "load_image": "image_io",
+    "NAMED_SOURCES": "pipeline",
+    "PairedPyDataset": "pipeline",
+    "build_task_datasets": "pipeline",
+    "take_arrays": "pipeline",
+    "tensorflow_available": "pipeline",
+    "BUILTIN_IMAGE_NAMES": "sources",
+    "EXTRA_IMAGE_NAMES": "sources",
+    "DeadLeaves": "sources",
+    "builtin_images": "sources",
+    "dead_leaves_images": "sources",
+    "TFDSImages": "tfds_sources",
+    "TFDSPairs": "tfds_sources",
+    "div2k_tfds": "tfds_sources",
+    "gopro_tfds": "tfds_sources",
+    "gopro_tfds_builder": "tfds_sources",
+    "tfds_clean_source": "tfds_sources",
+    "bicubic_resize": "transforms",
+    "paired_crop": "transforms",
+    "DEFAULT_MODES": "toy",
+    "distance_to_nearest_mode": "toy",
+    "toy_modes_dataset": "toy",
+}
 __all__ = [
     "bicubic_resize",
     "build_task_datasets",
@@ -78,5 +78,5 @@ __all__ = [
     "TFDSImages",
     "TFDSPairs",
 ]
-
-from keras_indi.datasets.toy import DEFAULT_MODES, distance_to_nearest_mode, toy_modes_dataset
+__getattr__, __dir__ = attach(__name__, _NAMES)
+del attach

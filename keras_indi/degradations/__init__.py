@@ -5,27 +5,30 @@ Keras layer for those expressible with ``keras.ops``. See `get_task_degradation`
 default degradation of each InDI task.
 """
 
-from keras_indi.degradations.base import Degradation
-from keras_indi.degradations.blur import DefocusBlur
-from keras_indi.degradations.blur import GaussianBlur
-from keras_indi.degradations.blur import convolve
-from keras_indi.degradations.blur import disk_kernel
-from keras_indi.degradations.blur import gaussian_kernel
-from keras_indi.degradations.compose import Compose
-from keras_indi.degradations.jpeg import JPEGCompression
-from keras_indi.degradations.jpeg import jpeg_compress
-from keras_indi.degradations.layer import DegradationLayer
-from keras_indi.degradations.motion import MotionBlur
-from keras_indi.degradations.motion import motion_blur_kernels
-from keras_indi.degradations.noise import AdditiveGaussianNoise
-from keras_indi.degradations.noise import PureNoise
-from keras_indi.degradations.resize import BicubicDownsample
-from keras_indi.degradations.resize import SuperResolution
-from keras_indi.degradations.resize import imresize
-from keras_indi.degradations.resize import imresize_matrix
-from keras_indi.degradations.tasks import TASKS
-from keras_indi.degradations.tasks import get_task_degradation
+from keras_indi._lazy import attach
 
+_NAMES = {
+    "Degradation": "base",
+    "DefocusBlur": "blur",
+    "GaussianBlur": "blur",
+    "convolve": "blur",
+    "disk_kernel": "blur",
+    "gaussian_kernel": "blur",
+    "Compose": "compose",
+    "JPEGCompression": "jpeg",
+    "jpeg_compress": "jpeg",
+    "DegradationLayer": "layer",
+    "MotionBlur": "motion",
+    "motion_blur_kernels": "motion",
+    "AdditiveGaussianNoise": "noise",
+    "PureNoise": "noise",
+    "BicubicDownsample": "resize",
+    "SuperResolution": "resize",
+    "imresize": "resize",
+    "imresize_matrix": "resize",
+    "TASKS": "tasks",
+    "get_task_degradation": "tasks",
+}
 __all__ = [
     "AdditiveGaussianNoise",
     "BicubicDownsample",
@@ -48,3 +51,5 @@ __all__ = [
     "jpeg_compress",
     "motion_blur_kernels",
 ]
+__getattr__, __dir__ = attach(__name__, _NAMES)
+del attach

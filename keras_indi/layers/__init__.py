@@ -1,7 +1,16 @@
 """Reusable Keras layers for time-conditional restoration networks."""
 
-from keras_indi.layers.attention import SpatialSelfAttention
-from keras_indi.layers.forward_process import InDIForwardProcess
-from keras_indi.layers.residual_block import TimeResidualBlock
-from keras_indi.layers.sampling import Downsample, Upsample
-from keras_indi.layers.time_embedding import FourierTimeEmbedding, SinusoidalTimeEmbedding
+from keras_indi._lazy import attach
+
+_NAMES = {
+    "SpatialSelfAttention": "attention",
+    "InDIForwardProcess": "forward_process",
+    "TimeResidualBlock": "residual_block",
+    "Downsample": "sampling",
+    "Upsample": "sampling",
+    "FourierTimeEmbedding": "time_embedding",
+    "SinusoidalTimeEmbedding": "time_embedding",
+}
+__all__ = list(_NAMES)
+__getattr__, __dir__ = attach(__name__, _NAMES)
+del attach

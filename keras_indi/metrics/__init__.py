@@ -17,23 +17,28 @@
 [26.02, 26.02]
 """
 
-from keras_indi.metrics.fid import (
-    FID,
-    KID,
-    InceptionFeatureExtractor,
-    frechet_distance,
-    gaussian_frechet_distance,
-    kernel_inception_distance,
-)
-from keras_indi.metrics.image_quality import PSNR, SSIM, psnr, rgb_to_y, ssim
-from keras_indi.metrics.lpips import LPIPS, convert_lpips_torch_weights, lpips_weight_shapes
-from keras_indi.metrics.perceptual import (
-    laplacian_pyramid,
-    power_spectrum_distance,
-    radial_power_spectrum,
-    sliced_wasserstein_distance,
-)
+from keras_indi._lazy import attach
 
+_NAMES = {
+    "FID": "fid",
+    "KID": "fid",
+    "InceptionFeatureExtractor": "fid",
+    "frechet_distance": "fid",
+    "gaussian_frechet_distance": "fid",
+    "kernel_inception_distance": "fid",
+    "PSNR": "image_quality",
+    "SSIM": "image_quality",
+    "psnr": "image_quality",
+    "rgb_to_y": "image_quality",
+    "ssim": "image_quality",
+    "LPIPS": "lpips",
+    "convert_lpips_torch_weights": "lpips",
+    "lpips_weight_shapes": "lpips",
+    "laplacian_pyramid": "perceptual",
+    "power_spectrum_distance": "perceptual",
+    "radial_power_spectrum": "perceptual",
+    "sliced_wasserstein_distance": "perceptual",
+}
 __all__ = [
     "FID",
     "KID",
@@ -54,3 +59,5 @@ __all__ = [
     "sliced_wasserstein_distance",
     "ssim",
 ]
+__getattr__, __dir__ = attach(__name__, _NAMES)
+del attach

@@ -21,13 +21,20 @@ Two modes:
   (``"brownian"``) and ``stochastic=True`` the per-step noise then differs from tile to tile.
 
 Network memory is bounded by `tile_batch_size` tiles of `tile_size` per call (plus a few
-full-size images). Networks with global statistics (the U-Net's GroupNorm) see slightly different
-statistics on a tile than on the whole image, so tiled and whole-image results differ a little
-everywhere (more so for small tiles); use large tiles (256 or more) and an overlap of at
-least the network's effective receptive field (32 is a good default).
+full-size images). Networks with global statistics (the U-Net's GroupNorm) see slightly
+different statistics on a tile than on the whole image, so tiled and whole-image results differ
+a little everywhere (more so for small tiles); use large tiles (256 or more) and an overlap of
+at least the network's effective receptive field (32 is a good default).
+
+`choose_tiling` decides when an image needs tiles at all: it estimates the memory of
+whole-image restoration (`estimate_restore_memory`) and compares it with a budget (half the
+available memory, or ``KERAS_INDI_MEMORY_LIMIT``); ``keras-indi restore`` uses it when no
+``--tile-size`` is given.
 """
 
+import math
 import numbers
+import os
 import weakref
 
 import keras
@@ -50,6 +57,16 @@ from keras_indi.utils.validation import (
 )
 
 MODES = ("per_step", "per_tile")
+MEMORY_LIMIT_VARIABLE = "KERAS_INDI_MEMORY_LIMIT"
+# Whole-image restoration keeps about this many float32 values per pixel and per channel of the
+# network's first level alive at once (measured peak resident memory at 512x512 with the
+# (32, 64) U-Net of the presets: 10 on JAX, 13 on TensorFlow, 21 on torch; rounded up).
+ACTIVATIONS_PER_CHANNEL = 24
+# Self-attention keeps about this many (heads, tokens, tokens) float32 score arrays alive.
+ATTENTION_SCORE_ARRAYS = 3
+DEFAULT_MEMORY_FRACTION = 0.5
+MIN_AUTO_TILE = 128
+MAX_AUTO_TILE_BATCH = 8
 _RESTORE_KWARGS = ("num_steps", "time_grid", "spacing", "t_start", "seed", "stochastic", "add_input_noise", "progress_bar")
 _NETWORK_FUNCTIONS = weakref.WeakKeyDictionary()
 
@@ -368,3 +385,146 @@ def restore_tiled(
         progress_bar=bool(restore_kwargs.get("progress_bar", False)),
     )
     return sample[0] if single else sample
+
+
+# -- when to tile ---------------------------------------------------------------------------------
+def parse_memory_size(text):
+    """Bytes from ``"8G"``, ``"512M"``, ``"2.5GiB"`` or a plain number of bytes.
+
+    >>> parse_memory_size("512M"), parse_memory_size("1.5G"), parse_memory_size("1000")
+    (536870912, 1610612736, 1000)
+    """
+    value = str(text).strip().upper().removesuffix("IB").removesuffix("B")
+    scale = 1
+    for suffix, power in (("K", 1), ("M", 2), ("G", 3), ("T", 4)):
+        if value.endswith(suffix):
+            value, scale = value[:-1], 1024**power
+            break
+    try:
+        number = float(value)
+    except ValueError:
+        number = -1.0
+    if not math.isfinite(number) or number <= 0:
+        raise ValueError(f"A memory size must be a positive number of bytes such as 8G or 512M. Received {text!r}.")
+    return int(number * scale)
+
+
+def _read_number(path):
+    try:
+        with open(path) as file:
+            text = file.read().strip()
+    except OSError:
+        return None
+    return int(text) if text.isdigit() else None
+
+
+def available_memory():
+    """Bytes this process can still use: the smaller of the system's available memory
+    (``MemAvailable``) and what is left of its cgroup's limit; None when unknown."""
+    candidates = []
+    try:
+        with open("/proc/meminfo") as file:
+            for line in file:
+                if line.startswith("MemAvailable:"):
+                    candidates.append(int(line.split()[1]) * 1024)
+                    break
+    except (OSError, ValueError, IndexError):
+        pass
+    for limit_file, usage_file in (
+        ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory.current"),  # cgroup v2
+        ("/sys/fs/cgroup/memory/memory.limit_in_bytes", "/sys/fs/cgroup/memory/memory.usage_in_bytes"),  # v1
+    ):
+        limit, usage = _read_number(limit_file), _read_number(usage_file)
+        if limit is not None and usage is not None and limit < 1 << 60:
+            candidates.append(max(limit - usage, 0))
+            break
+    if not candidates:
+        try:
+            candidates.append(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
+        except (ValueError, OSError, AttributeError):
+            return None
+    return min(candidates)
+
+
+def memory_budget(memory_limit=None):
+    """Bytes a restoration may use: `memory_limit` (bytes or text such as ``"8G"``), else
+    ``KERAS_INDI_MEMORY_LIMIT``, else half of `available_memory` (None when unknown)."""
+    if memory_limit is None:
+        memory_limit = os.environ.get(MEMORY_LIMIT_VARIABLE) or None
+    if memory_limit is not None:
+        return memory_limit if isinstance(memory_limit, numbers.Integral) else parse_memory_size(memory_limit)
+    available = available_memory()
+    return None if available is None else int(DEFAULT_MEMORY_FRACTION * available)
+
+
+def estimate_restore_memory(network, image_shape):
+    """Bytes that restoring `image_shape` (``(height, width, channels)`` or with a batch
+    first) in one piece needs, roughly: activations of the network's first level (U-Net
+    ``widths[0]``, else 64 channels) plus self-attention scores, plus the sampler's full-size
+    arrays. Conservative: measured peaks are 0.4x (JAX) to 0.9x (torch) of it.
+
+    >>> from keras_indi.networks import TimeConditionalUNet
+    >>> estimate_restore_memory(TimeConditionalUNet(widths=(32, 64)), (2048, 2048, 3)) / 2**30
+    12.375
+    """
+    shape = tuple(int(d) for d in image_shape)
+    batch, (height, width, channels) = (1, shape) if len(shape) == 3 else (shape[0], shape[1:4])
+    widths = tuple(getattr(network, "widths", None) or (64,))
+    pixels = batch * height * width
+    total = pixels * 4 * (ACTIVATIONS_PER_CHANNEL * widths[0] + 8 * channels)
+    heads = int(getattr(network, "num_heads", 4) or 4)
+    for level in getattr(network, "attention_levels", ()) or ():
+        tokens = math.ceil(height / 2**level) * math.ceil(width / 2**level)
+        total += batch * ATTENTION_SCORE_ARRAYS * heads * tokens**2 * 4
+    return int(total)
+
+
+@keras_indi_export("keras_indi.samplers.choose_tiling")
+def choose_tiling(network, image_shape, overlap=32, memory_limit=None):
+    """Whether to restore `image_shape` in tiles: None (whole image fits) or ``(tile_size,
+    tile_batch_size)`` for `restore_tiled`.
+
+    Whole-image restoration is used when `estimate_restore_memory` fits in the budget
+    (`memory_budget`: `memory_limit`, ``KERAS_INDI_MEMORY_LIMIT`` or half the available
+    memory). Otherwise the image is cut into the fewest near-equal square tiles (at least
+    `MIN_AUTO_TILE` pixels, a multiple of 16) of which one fits, and as many tiles per network
+    call as fit (at most `MAX_AUTO_TILE_BATCH`).
+
+    Args:
+        network: the model's network (or the model).
+        image_shape: ``(height, width, channels)`` or ``(batch, height, width, channels)``.
+        overlap: the overlap the tiles will use.
+        memory_limit: bytes, or text such as ``"8G"``.
+
+    >>> from keras_indi.networks import TimeConditionalUNet
+    >>> network = TimeConditionalUNet(widths=(32, 64), blocks_per_level=1)
+    >>> choose_tiling(network, (256, 256, 3), memory_limit="8G") is None
+    True
+    >>> choose_tiling(network, (2048, 2048, 3), memory_limit="8G")
+    (1040, 2)
+    """
+    network = getattr(network, "network", network)
+    shape = tuple(int(d) for d in image_shape)
+    height, width = shape[-3], shape[-2]
+    budget = memory_budget(memory_limit)
+    if budget is None or estimate_restore_memory(network, shape) <= budget:
+        return None
+    batch = 1 if len(shape) == 3 else shape[0]
+    longest = max(height, width)
+    minimum = max(MIN_AUTO_TILE, 2 * overlap + 16)
+
+    whole_image_arrays = batch * height * width * shape[-1] * 4 * 8  # iterate, noise, blend
+
+    def tile_memory(tile, count=1):
+        tiles = (count * batch, min(tile, height), min(tile, width), shape[-1])
+        return estimate_restore_memory(network, tiles) + whole_image_arrays
+
+    pieces = 2
+    tile = max(minimum, 16 * math.ceil((longest + overlap) / 2 / 16))
+    while tile > minimum and tile_memory(tile) > budget:
+        pieces += 1
+        tile = max(minimum, 16 * math.ceil((longest + (pieces - 1) * overlap) / pieces / 16))
+    per_call = 1
+    while per_call < MAX_AUTO_TILE_BATCH and tile_memory(tile, per_call + 1) <= budget:
+        per_call += 1
+    return tile, per_call

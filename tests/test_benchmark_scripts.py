@@ -1,0 +1,44 @@
+"""The CPU peer comparison and the start-up benchmark run end to end (`--quick`: tiny sizes).
+
+A few minutes each on 2 cores (fresh processes per backend), so slow tests: skipped with
+KERAS_INDI_FAST=1. The numbers they print are not checked, only that every row was measured.
+"""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+pytestmark = [pytest.mark.slow, pytest.mark.backend_agnostic]
+
+
+def run_script(name, *arguments):
+    result = subprocess.run(
+        [sys.executable, os.path.join(ROOT, "benchmarks", name), "--quick", *arguments],
+        capture_output=True, text=True, timeout=1800, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"),
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return result.stdout
+
+
+def test_cpu_peer_quick(tmp_path):
+    pytest.importorskip("torch")
+    out = run_script("cpu_peer.py", "--output", str(tmp_path))
+    report = json.loads((tmp_path / "cpu_peer_quick.json").read_text())
+    assert all(entry["status"] == "ok" for entry in report["results"])
+    training = report["summary"]["training"][0]
+    assert training["twin_best"] and training["keras_best"] and training["ratio_best"]
+    assert "best keras-indi / best twin" in out and (tmp_path / "cpu_peer_quick.md").exists()
+
+
+def test_startup_quick(tmp_path):
+    pytest.importorskip("jax")
+    out = run_script("startup.py", "--output", str(tmp_path))
+    report = json.loads((tmp_path / "startup_quick.json").read_text())
+    assert all(row["status"] == "ok" for row in report["rows"])
+    assert report["big"]["tiled"]  # the quick run's memory limit forces the automatic tiling
+    assert "keras-indi --help" in out
