@@ -480,7 +480,7 @@ def bench_sampler(args, degraded_all):
     import numpy as np
 
     from keras_indi import InDIModel
-    from keras_indi.samplers.indi_sampler import make_time_grid
+    from keras_indi.samplers.indi_sampler import InDIOptions, InDITables, make_time_grid
     from keras_indi.utils.validation import check_finite_and_range, check_float_array
 
     S = args.sampler_steps
@@ -499,7 +499,7 @@ def bench_sampler(args, degraded_all):
         return model.restore(degraded, num_steps=S, seed=seed, progress_bar=False)
 
     fused, fused_arguments = model.sampler.fused_call(
-        degraded_device, (make_time_grid(S),), S, seed, options=(True, True)
+        degraded_device, InDITables(times=make_time_grid(S)), S, seed, options=InDIOptions(True, True)
     )
 
     def library_fused_device():

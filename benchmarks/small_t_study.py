@@ -108,14 +108,15 @@ def loss_weighting(task, steps=600):
             self._last_time = t
             return t
 
-        def objective_prediction(self, clean, degraded=None, training=False):
-            prediction = super().objective_prediction(clean, degraded, training=training)
+        def objective(self, clean, degraded=None, training=False):
+            output = super().objective(clean, degraded, training=training)
             if not self.weight_power:
-                return prediction
+                return output
             # |w (F - x)| = w |F - x| for the L1 loss: the prediction moved towards the target.
+            prediction, target = output["prediction"], output["target"]
             weight = ops.power(ops.maximum(self._last_time, self.minimum_time), -self.weight_power)
             weight = ops.reshape(weight, (-1,) + (1,) * (len(clean.shape) - 1))
-            return ops.cast(clean, "float32") + weight * (prediction - ops.cast(clean, "float32"))
+            return {"prediction": target + weight * (prediction - target), "target": target}
 
     variants = {
         "regression twin": dict(time_distribution="regression"),

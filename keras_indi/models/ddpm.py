@@ -25,19 +25,25 @@ from keras_indi.ddpm_schedule import (  # noqa: F401 (re-exported: the step math
     split_prediction,
     ddim_step,
 )
-from keras_indi.models.indi_model import _LOSSES, InDIModel, replica_batch
+from keras_indi.models.base import RestorationModel
+from keras_indi.backend.distribution import replica_batch
 from keras_indi.utils.validation import (
     check_choice,
     check_finite_and_range,
     check_float_array,
-    check_model_arguments,
     check_network_input,
     check_number,
     check_positive_int,
 )
 
+_PAIRS_ONLY = (
+    "ConditionalDDPM trains on (degraded, clean) pairs: pass `fit(degraded, clean)` "
+    "or a dataset of (degraded, clean) tuples."
+)
+
+
 @keras_indi_export(("keras_indi.ConditionalDDPM", "keras_indi.models.ConditionalDDPM"))
-class ConditionalDDPM(keras.Model):
+class ConditionalDDPM(RestorationModel):
     """A conditional DDPM (Ho et al. 2020; Saharia et al. 2021): the InDI paper's baseline.
 
     `network` is called as ``network([x_input, t])`` where ``x_input`` is the noisy image
@@ -90,6 +96,9 @@ class ConditionalDDPM(keras.Model):
     (2, 8, 8, 1)
     """
 
+    loss_prefix = "ddpm"
+    network_inputs = "[x_input, t]"
+
     def __init__(
         self,
         network,
@@ -102,25 +111,16 @@ class ConditionalDDPM(keras.Model):
         clip_range="value_range",
         **kwargs,
     ):
-        super().__init__(**kwargs)
-        network, value_range, seed = check_model_arguments(network, value_range, seed, "network([x_input, t])")
+        super().__init__(network, loss, value_range, seed, seed_name="ddpm_seed_generator", **kwargs)
         if isinstance(clip_range, str) and clip_range == "value_range":
-            clip_range = value_range
+            clip_range = self.value_range
         elif clip_range is not None:
             clip_range = _check_clip_range(clip_range)
         if num_timesteps is not None:
             num_timesteps = check_positive_int(num_timesteps, "num_timesteps")
-        self.network = network
         self.schedule = get_ddpm_schedule(schedule, num_timesteps)
         self.prediction = check_choice(prediction, "prediction", _PREDICTIONS)
-        self.loss_norm = check_choice(loss, "loss", _LOSSES)
-        self.value_range = value_range
         self.clip_range = clip_range
-        self.seed = seed
-        self.seed_generator = keras.random.SeedGenerator(seed, name="ddpm_seed_generator")
-        self._convert_input_args = False
-        self._allow_non_tensor_positional_args = True
-        self._sampler = None
 
     @property
     def num_timesteps(self):
@@ -146,8 +146,18 @@ class ConditionalDDPM(keras.Model):
         """The network's image input: ``concatenate([x_n, y], axis=-1)``."""
         return ops.concatenate([ops.cast(sample, "float32"), ops.cast(degraded, "float32")], axis=-1)
 
-    def objective(self, clean, degraded, training=False):
-        """Draw n and eps, build x_n; return ``{"prediction", "target"}`` (float32)."""
+    def objective(self, clean, degraded=None, training=False):
+        """The DDPM training objective (Ho et al. 2020), conditioned on the degraded image::
+
+            n   ~ U{0, ..., T - 1},  eps ~ N(0, I)
+            x_n = sqrt(alpha_bar_n) x + sqrt(1 - alpha_bar_n) eps      (forward_process)
+            loss = || F([x_n, y], (n + 1) / T) - eps ||                  (or - x for "x0")
+
+        Returns ``{"prediction", "target"}`` (float32); Keras' trainer does the rest
+        (see `keras_indi.models.base`).
+        """
+        if degraded is None:
+            raise ValueError(_PAIRS_ONLY)
         clean = ops.cast(clean, "float32")
         draw_size, take = replica_batch(ops.shape(clean)[0])  # multi-replica TF: see replica_batch
         steps = take(keras.random.randint((draw_size,), 0, self.num_timesteps, dtype="int32", seed=self.seed_generator))
@@ -158,16 +168,9 @@ class ConditionalDDPM(keras.Model):
         prediction = check_prediction_channels(ops.cast(self.network(inputs, training=training), "float32"), clean)
         return {"prediction": prediction, "target": noise if self.prediction == "epsilon" else clean}
 
-    def call(self, inputs, training=False):
-        if isinstance(inputs, dict):
-            if "clean" not in inputs or "degraded" not in inputs:
-                raise ValueError("ConditionalDDPM objective inputs need 'clean' and 'degraded' entries.")
-            return self.objective(inputs["clean"], inputs["degraded"], training=training)
-        if isinstance(inputs, (list, tuple)):
-            if len(inputs) != 2:
-                raise ValueError("Call ConditionalDDPM on `degraded` or on `[x_input, t]`.")
-            return ops.cast(self.network(list(inputs), training=training), "float32")
-        degraded = ops.cast(inputs, "float32")
+    def regress(self, degraded, training=False):
+        """A cheap, deterministic estimate: the clean estimate at the noisiest step from
+        ``x_{T-1} = 0``, clipped to `clip_range` (``model(degraded)``, ``predict``)."""
         last = self.num_timesteps - 1
         steps = ops.full((ops.shape(degraded)[0],), last, dtype="int32")
         sample = ops.zeros_like(degraded)
@@ -176,60 +179,11 @@ class ConditionalDDPM(keras.Model):
         alpha_bar = float(self.schedule.alphas_cumprod[last])
         return split_prediction(output, sample, alpha_bar, self.prediction, self.clip_range)[1]
 
-    def train_step(self, *args):
-        """One DDPM step: the data becomes ``({"degraded", "clean"}, clean)``; `call` draws
-        n and eps and returns the prediction and its target; `compute_loss` compares them; the
-        backend's trainer does gradients (with loss scaling under mixed_float16), metrics and
-        the update. ``args`` is ``(data,)`` on TensorFlow and torch, ``(state, data)`` on JAX."""
-        *state, data = args
-        return super().train_step(*state, self._objective_data(data))
-
-    def test_step(self, *args):
-        """Like `train_step` without the update: the DDPM loss at random n on held-out data."""
-        *state, data = args
-        return super().test_step(*state, self._objective_data(data))
-
-    def _objective_data(self, data):
-        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
-        if not isinstance(x, dict):
-            if y is None:
-                raise ValueError(
-                    "ConditionalDDPM trains on (degraded, clean) pairs: pass `fit(degraded, clean)` "
-                    "or a dataset of (degraded, clean) tuples."
-                )
-            x = {"degraded": x, "clean": y}
-        return keras.utils.pack_x_y_sample_weight(x, x["clean"], sample_weight)
-
-    @staticmethod
-    def _split(y, y_pred, sample_weight):
-        if isinstance(y_pred, dict):
-            y, y_pred = y_pred["target"], y_pred["prediction"]
-        if sample_weight is not None and len(sample_weight.shape) == 1 and len(y.shape) > 2:
-            # Per-sample weights (batch,) against per-pixel losses (batch, height, width).
-            sample_weight = ops.reshape(sample_weight, (-1,) + (1,) * (len(y.shape) - 2))
-        return y, y_pred, sample_weight
-
-    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
-        """The compiled loss between the network's prediction and its target (eps or x_0)."""
-        y, y_pred, sample_weight = self._split(y, y_pred, sample_weight)
-        return super().compute_loss(x, y, y_pred, sample_weight, training=training)
-
-    def compute_metrics(self, x, y, y_pred, sample_weight=None):
-        """Compiled metrics between the network's prediction and its target."""
-        y, y_pred, sample_weight = self._split(y, y_pred, sample_weight)
-        return super().compute_metrics(x, y, y_pred, sample_weight)
-
-    def compile(self, optimizer="adam", loss=None, **kwargs):
-        """``compile`` with the DDPM loss (the model's `loss` norm) unless `loss` is given."""
-        if loss is None:
-            loss = _LOSSES[self.loss_norm](name=f"ddpm_{self.loss_norm}")
-        super().compile(optimizer=optimizer, loss=loss, **kwargs)
-
     def fit(self, x=None, y=None, *args, validation_data=None, **kwargs):
         """`keras.Model.fit` after checking NumPy data (float, finite, in `value_range`,
         same shapes). ``x`` holds degraded inputs and ``y`` the clean targets."""
         if isinstance(x, np.ndarray) and y is None:
-            self._objective_data((x,))  # raises: clean images only
+            raise ValueError(_PAIRS_ONLY)
         pairs = [(x, y, "fit()")]
         if isinstance(validation_data, (tuple, list)) and len(validation_data) >= 2:
             pairs.append((validation_data[0], validation_data[1], "validation_data"))
@@ -250,14 +204,11 @@ class ConditionalDDPM(keras.Model):
         return super().fit(x, y, *args, validation_data=validation_data, **kwargs)
 
     # -- restoration ------------------------------------------------------------------------
-    @property
-    def sampler(self):
-        """The `DDPMSampler` of this model (created on first use, compiled loops cached)."""
-        if self._sampler is None:
-            from keras_indi.samplers.ddpm_sampler import DDPMSampler
+    def make_sampler(self):
+        """The `DDPMSampler` of this model (`sampler`; compiled loops cached)."""
+        from keras_indi.samplers.ddpm_sampler import DDPMSampler
 
-            self._sampler = DDPMSampler(self)
-        return self._sampler
+        return DDPMSampler(self)
 
     def restore(self, degraded, num_steps=50, method="ddim", seed=None, **kwargs):
         """Restore `degraded` in `num_steps` network evaluations; see `DDPMSampler.__call__`.
@@ -269,21 +220,11 @@ class ConditionalDDPM(keras.Model):
 
     # -- serialization ----------------------------------------------------------------------
     def get_config(self):
+        # `keras.Model.from_config` calls ``cls(**config)``; `__init__` deserializes the
+        # network and the schedule.
         return {
-            "name": self.name,
-            "trainable": self.trainable,
-            "network": keras.saving.serialize_keras_object(self.network),
+            **self.base_config(),
             "schedule": keras.saving.serialize_keras_object(self.schedule),
             "prediction": self.prediction,
-            "loss": self.loss_norm,
-            "value_range": None if self.value_range is None else list(self.value_range),
             "clip_range": None if self.clip_range is None else list(self.clip_range),
-            "seed": self.seed,
         }
-
-    # `keras.Model.from_config` calls ``cls(**config)``; `__init__` deserializes the network
-    # and the schedule. Building from a `.keras` file and re-compiling are the same plumbing as
-    # InDIModel's (nothing InDI-specific in them), so they are shared rather than rewritten.
-    get_build_config = InDIModel.get_build_config
-    build_from_config = InDIModel.build_from_config
-    compile_from_config = InDIModel.compile_from_config

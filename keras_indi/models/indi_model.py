@@ -7,51 +7,27 @@ import numpy as np
 from keras import ops
 
 from keras_indi.api_export import keras_indi_export
+from keras_indi.backend.distribution import replica_batch
 from keras_indi.layers.forward_process import interpolate
+from keras_indi.models.base import RestorationModel
 from keras_indi.schedules import get_noise_schedule, get_time_distribution
 from keras_indi.utils.validation import (
-    check_choice,
     check_finite_and_range,
     check_float_array,
-    check_model_arguments,
     check_network_input,
 )
 
-_LOSSES = {"l1": keras.losses.MeanAbsoluteError, "l2": keras.losses.MeanSquaredError}
-
-
-def replica_batch(batch_size):
-    """``(draw_size, take)`` for the random draws of a training step of `batch_size` rows.
-
-    Under a ``tf.distribute`` strategy with several replicas (e.g. ``MirroredStrategy``), each
-    replica runs the step on its own slice of the global batch with a mirrored copy of the
-    seed generator, so per-replica draws would repeat the same t and noise on every replica.
-    There, every replica draws for the whole global batch (``draw_size``) and ``take`` keeps
-    its own rows: training then matches single-device training on the same global batch.
-    Elsewhere (one device, JAX ``DataParallel`` whose steps see the global batch, torch) it
-    is ``(batch_size, identity)``.
-    """
-    if keras.backend.backend() == "tensorflow":
-        import tensorflow as tf
-
-        context = tf.distribute.get_replica_context()
-        if context is not None and context.num_replicas_in_sync > 1:
-            sizes = context.all_gather(tf.reshape(tf.cast(batch_size, "int32"), (1,)), axis=0)
-            before = tf.range(context.num_replicas_in_sync) < context.replica_id_in_sync_group
-            offset = tf.reduce_sum(tf.where(before, sizes, 0))
-            return tf.reduce_sum(sizes), lambda draw: draw[offset : offset + batch_size]
-    return batch_size, lambda draw: draw
-
 
 @keras_indi_export("keras_indi.InDIModel")
-class InDIModel(keras.Model):
+class InDIModel(RestorationModel):
     """Inversion by Direct Iteration (Delbracio & Milanfar, TMLR 2023) around any network.
 
     `network` is any Keras model called as ``network([x_t, t])`` with ``x_t`` a batch of
     inputs and ``t`` a ``(batch,)`` float time in [0, 1] (t = 0 clean, t = 1 degraded); it
     predicts the clean input. Each training step samples ``t ~ p(t)`` and
     ``eta ~ N(0, I)``, builds ``x_t = (1 - t) x + t y + t eps_t eta`` from the clean ``x``
-    and degraded ``y`` and regresses ``network([x_t, t])`` onto ``x`` with an L1 or L2 loss.
+    and degraded ``y`` and regresses ``network([x_t, t])`` onto ``x`` with an L1 or L2 loss:
+    all of it in one method, `objective`, that Keras' own trainer runs (`RestorationModel`).
     Restoration then walks from ``y`` to a clean image in small steps: `restore`.
 
     Training data, under ``fit()`` on every backend (NumPy arrays, `keras.utils.PyDataset`,
@@ -104,6 +80,9 @@ class InDIModel(keras.Model):
     (4, 2)
     """
 
+    loss_prefix = "indi"
+    network_inputs = "[x_t, t]"
+
     def __init__(
         self,
         network,
@@ -115,8 +94,7 @@ class InDIModel(keras.Model):
         seed=None,
         **kwargs,
     ):
-        super().__init__(**kwargs)
-        network, value_range, seed = check_model_arguments(network, value_range, seed, "network([x_t, t])")
+        super().__init__(network, loss, value_range, seed, seed_name="indi_seed_generator", **kwargs)
         if isinstance(degradation, dict):
             degradation = keras.saving.deserialize_keras_object(degradation)
         from keras_indi.degradations.base import Degradation
@@ -132,20 +110,40 @@ class InDIModel(keras.Model):
             degradation = degradation.as_layer()
         if degradation is not None and not callable(degradation):
             raise ValueError(f"`degradation` must be a Keras layer or a callable. Received {degradation!r}.")
-        self.network = network
         self.time_distribution = get_time_distribution(time_distribution)
         self.noise_schedule = get_noise_schedule(noise_schedule)
-        self.loss_norm = check_choice(loss, "loss", _LOSSES)
         self.degradation = degradation
-        self.value_range = value_range
-        self.seed = seed
-        self.seed_generator = keras.random.SeedGenerator(seed, name="indi_seed_generator")
-        # Inputs keep their float32 dtype; the network casts to its own compute dtype.
-        self._convert_input_args = False
-        self._allow_non_tensor_positional_args = True
-        self._sampler = None
 
     # -- the InDI objective ---------------------------------------------------------------
+    def objective(self, clean, degraded=None, training=False):
+        """The InDI training objective (the paper's eq. 7, with the noise of its section 3.3).
+
+        For a batch of clean images ``x`` and their degraded versions ``y``::
+
+            t   ~ p(t)                                   (sample_time)
+            eta ~ N(0, I)
+            x_t = (1 - t) x + t y + eps_t t eta          (forward_process)
+            loss = || F(x_t, t) - x ||                   (compute_loss: L1 or L2)
+
+        Returns ``{"prediction": F(x_t, t), "target": x}``; Keras' trainer takes the loss
+        between them, its gradients and the update (see `keras_indi.models.base`). Without
+        `degraded` (clean-only data), ``y = degrade(x)``.
+        """
+        clean = ops.cast(clean, "float32")
+        if degraded is None:
+            degraded = self.degrade(clean, training=training)
+        degraded = ops.cast(degraded, "float32")
+        # Several tf.distribute replicas draw for the global batch and keep their rows.
+        draw_size, take = replica_batch(ops.shape(clean)[0])
+        t = take(self.sample_time(draw_size))
+        noise = None
+        if not self.noise_schedule.is_zero:
+            shape = (draw_size,) + tuple(ops.shape(clean)[1:])
+            noise = take(keras.random.normal(shape, dtype="float32", seed=self.seed_generator))
+        x_t = self.forward_process(clean, degraded, t, noise)
+        prediction = ops.cast(self.network([x_t, t], training=training), "float32")
+        return {"prediction": prediction, "target": clean}
+
     def degrade(self, clean, training=False):
         """Produce degraded inputs from a batch of clean ones, inside the training step.
 
@@ -178,91 +176,10 @@ class InDIModel(keras.Model):
         """x_t = (1 - t) x + t y + sigma(t) eta (float32)."""
         return interpolate(clean, degraded, t, noise, self.noise_schedule)
 
-    def objective_prediction(self, clean, degraded=None, training=False):
-        """Sample t and eta, build x_t and return ``network([x_t, t])`` (the step's y_pred)."""
-        clean = ops.cast(clean, "float32")
-        if degraded is None:
-            degraded = self.degrade(clean, training=training)
-        degraded = ops.cast(degraded, "float32")
-        draw_size, take = replica_batch(ops.shape(clean)[0])
-        t = take(self.sample_time(draw_size))
-        noise = None
-        if not self.noise_schedule.is_zero:
-            shape = (draw_size,) + tuple(ops.shape(clean)[1:])
-            noise = take(keras.random.normal(shape, dtype="float32", seed=self.seed_generator))
-        x_t = self.forward_process(clean, degraded, t, noise)
-        return ops.cast(self.network([x_t, t], training=training), "float32")
-
-    def call(self, inputs, training=False):
-        if isinstance(inputs, dict):
-            if "clean" not in inputs:
-                raise ValueError("InDIModel objective inputs need a 'clean' entry.")
-            return self.objective_prediction(inputs["clean"], inputs.get("degraded"), training=training)
-        if isinstance(inputs, (list, tuple)):
-            if len(inputs) != 2:
-                raise ValueError("Call InDIModel on `degraded` or on `[x_t, t]`.")
-            return ops.cast(self.network(list(inputs), training=training), "float32")
-        degraded = ops.cast(inputs, "float32")
+    def regress(self, degraded, training=False):
+        """One-shot regression ``F(y, 1)``: `model(degraded)` and `predict`."""
         t = ops.ones((ops.shape(degraded)[0],), dtype="float32")
         return ops.cast(self.network([degraded, t], training=training), "float32")
-
-    def _objective_data(self, data):
-        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
-        if isinstance(x, dict):
-            inputs = x
-            target = x["clean"]
-        elif y is None:
-            inputs, target = {"clean": x}, x
-        else:
-            inputs, target = {"degraded": x, "clean": y}, y
-        return keras.utils.pack_x_y_sample_weight(inputs, target, sample_weight)
-
-    @staticmethod
-    def _clean_of(x):
-        """The clean images of a batch given without targets: ``fit(clean)`` or an objective dict."""
-        return x["clean"] if isinstance(x, dict) else x
-
-    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
-        """The InDI loss ``|| F(x_t, t) - x ||`` (the model's `loss` norm, or the one given to
-        `compile`): `y_pred` is the network's prediction from x_t (`objective_prediction`), `y`
-        the clean image. Data given without targets (clean images only, or an objective dict)
-        takes its clean images as targets: that is also how Keras builds the loss from the
-        first batch, with public hooks only."""
-        if y is None:
-            y = self._clean_of(x)
-        return super().compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=sample_weight, training=training)
-
-    def compute_metrics(self, x, y, y_pred, sample_weight=None):
-        """Compiled metrics of the prediction against the clean image (see `compute_loss`)."""
-        if y is None:
-            y = self._clean_of(x)
-        return super().compute_metrics(x, y, y_pred, sample_weight=sample_weight)
-
-    def train_step(self, *args):
-        """One InDI step: the data becomes ``({"degraded", "clean"}, clean)``; `call`
-        samples t and eta and predicts the clean image from x_t; the backend's trainer
-        computes the loss, gradients (with loss scaling under mixed_float16), metrics and the
-        update. ``args`` is ``(data,)`` on TensorFlow and torch, ``(state, data)`` on JAX."""
-        *state, data = args
-        return super().train_step(*state, self._objective_data(data))
-
-    def test_step(self, *args):
-        """Like `train_step` without the update: the InDI loss at random t on held-out data."""
-        *state, data = args
-        return super().test_step(*state, self._objective_data(data))
-
-    def compile(self, optimizer="adam", loss=None, **kwargs):
-        """``compile`` with the InDI loss (the model's `loss` norm) unless `loss` is given."""
-        if loss is None:
-            loss = _LOSSES[self.loss_norm](name=f"indi_{self.loss_norm}")
-        super().compile(optimizer=optimizer, loss=loss, **kwargs)
-
-    def compile_from_config(self, config):
-        """Re-compile a loaded `.keras` model with its saved optimizer, loss and metrics."""
-        config = keras.saving.deserialize_keras_object(config)
-        self.compile(**config)
-        if getattr(self, "optimizer", None) is not None and self.built:
-            self.optimizer.build(self.trainable_variables)
 
     # -- input checks -----------------------------------------------------------------------
     def _check_pairs(self, x, y, where):
@@ -312,14 +229,11 @@ class InDIModel(keras.Model):
             )
 
     # -- restoration ------------------------------------------------------------------------
-    @property
-    def sampler(self):
-        """The `InDISampler` of this model (created on first use, compiled loops cached)."""
-        if self._sampler is None:
-            from keras_indi.samplers.indi_sampler import InDISampler
+    def make_sampler(self):
+        """The `InDISampler` of this model (`sampler`; compiled loops cached)."""
+        from keras_indi.samplers.indi_sampler import InDISampler
 
-            self._sampler = InDISampler(self)
-        return self._sampler
+        return InDISampler(self)
 
     def restore(self, degraded, num_steps=10, seed=None, **kwargs):
         """Restore `degraded` in `num_steps` InDI steps; see `InDISampler.__call__`.
@@ -350,15 +264,10 @@ class InDIModel(keras.Model):
     # -- serialization ----------------------------------------------------------------------
     def get_config(self):
         config = {
-            "name": self.name,
-            "trainable": self.trainable,
-            "network": keras.saving.serialize_keras_object(self.network),
+            **self.base_config(),
             "time_distribution": keras.saving.serialize_keras_object(self.time_distribution),
             "noise_schedule": keras.saving.serialize_keras_object(self.noise_schedule),
-            "loss": self.loss_norm,
             "degradation": None,
-            "value_range": None if self.value_range is None else list(self.value_range),
-            "seed": self.seed,
         }
         if self.degradation is not None:
             try:
@@ -378,12 +287,3 @@ class InDIModel(keras.Model):
             if isinstance(config.get(key), dict):
                 config[key] = keras.saving.deserialize_keras_object(config[key])
         return cls(**config)
-
-    def get_build_config(self):
-        return {"network": self.network.get_build_config()}
-
-    def build_from_config(self, config):
-        network_config = (config or {}).get("network")
-        if network_config and not self.network.built:
-            self.network.build_from_config(network_config)
-        self.built = True

@@ -181,11 +181,48 @@ class TimeConditionalUNet(keras.Model):
             name="head",
         )
 
-    def build(self, input_shape):
-        # One forward pass on a tiny input creates every weight with its real shape, so
-        # the network is complete before any data (and before a .keras file's weights) arrive.
-        probe = ops.zeros((1, self.multiple, self.multiple, self.in_channels))
-        self.call([probe, ops.zeros((1,))])
+    def build(self, input_shape=None):
+        # Every weight depends on channel counts only, so each layer is built from shapes, in
+        # the order `call` runs them: no forward pass, nothing traced or compiled (on JAX an
+        # eager pass compiled ~150 small programs, seconds of every model load). The network
+        # is complete before any data (and before a .keras file's weights) arrive.
+        def image(channels):
+            return (None, None, None, channels)
+
+        embedding = (None, self.time_embedding_dim)
+        self.time_dense_1.build((None, self.widths[0]))
+        self.time_dense_2.build(embedding)
+        self.stem.build(image(self.in_channels))
+        channels = self.widths[0]
+        skip_channels = [channels]
+        blocks = iter(self.encoder)
+        for level, width in enumerate(self.widths):
+            for _ in range(self.blocks_per_level):
+                residual_block, attention_layer = next(blocks)
+                residual_block.build([image(channels), embedding])
+                channels = width
+                if attention_layer is not None:
+                    attention_layer.build(image(channels))
+                skip_channels.append(channels)
+            if level < len(self.widths) - 1:
+                self.downsamplers[level].build(image(channels))
+                skip_channels.append(channels)
+        self.middle_block_1.build([image(channels), embedding])
+        if self.middle_attention is not None:
+            self.middle_attention.build(image(channels))
+        self.middle_block_2.build([image(channels), embedding])
+        blocks = iter(self.decoder)
+        for position, level in enumerate(reversed(range(len(self.widths)))):
+            for _ in range(self.blocks_per_level + 1):
+                residual_block, attention_layer = next(blocks)
+                residual_block.build([image(channels + skip_channels.pop()), embedding])
+                channels = self.widths[level]
+                if attention_layer is not None:
+                    attention_layer.build(image(channels))
+            if level > 0:
+                self.upsamplers[position].build(image(channels))
+        self.head_norm.build(image(channels))
+        self.head.build(image(channels))
         self.built = True
 
     def _split_inputs(self, inputs):

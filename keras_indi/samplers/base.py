@@ -6,8 +6,9 @@ A sampler subclass supplies the maths as backend-agnostic `keras.ops` code:
 * ``_step(network_fn, sample, degraded, tables, index, seed, options)``: step `index`, returning
   ``(next_sample, clean_estimate)``;
 
-where `tables` is a tuple of per-step arrays (their first entry the times shown to callbacks)
-and scalars, and `options` a hashable tuple of Python switches. `BaseSampler.run` does the rest,
+where `tables` is a NamedTuple of per-step arrays and scalars (its ``times`` field: the times
+shown to callbacks) and `options` a hashable NamedTuple of Python switches (e.g.
+`keras_indi.samplers.indi_sampler.InDITables` and ``InDIOptions``). `BaseSampler.run` does the rest,
 the same way for every sampler:
 
 * **One compile for every step count.** Per-step tables are padded to a bucket length
@@ -21,37 +22,48 @@ the same way for every sampler:
   they give the same result.
 """
 
-import collections
 import numbers
+import typing
 
 import keras
 import numpy as np
 from keras import ops
 
 from keras_indi.backend import compile_sampler_function
+from keras_indi.backend.tensors import is_traced_backend
 from keras_indi.utils.validation import check_positive_int
 
-SamplerOutput = collections.namedtuple(
-    "SamplerOutput", ["restored", "trajectory", "clean_estimates", "time_grid"]
-)
-SamplerOutput.__doc__ = """What a sampler called with ``return_trajectory=True`` returns.
+class SamplerOutput(typing.NamedTuple):
+    """What a sampler called with ``return_trajectory=True`` returns.
 
-Fields:
-    restored: the final iterate x_0, shape of the input.
-    trajectory: the iterates ``[x_{t_0}, x_{t_1}, ..., x_0]``, shape ``(N + 1,) + input shape``.
-    clean_estimates: the network's clean-image estimates ``F(x_{t_i}, t_i)`` for each step,
-        shape ``(N,) + input shape``.
-    time_grid: the N + 1 times ``t_0 = t_start > ... > t_N = 0``.
-"""
+    Fields:
+        restored: the final iterate x_0, shape of the input.
+        trajectory: the iterates ``[x_{t_0}, x_{t_1}, ..., x_0]``, shape ``(N + 1,) + input shape``.
+        clean_estimates: the network's clean-image estimates ``F(x_{t_i}, t_i)`` for each step,
+            shape ``(N,) + input shape``.
+        time_grid: the N + 1 times ``t_0 = t_start > ... > t_N = 0``.
+    """
 
-SamplerStep = collections.namedtuple(
-    "SamplerStep", ["step", "num_steps", "t", "t_next", "sample", "clean_estimate"]
-)
-SamplerStep.__doc__ = """What a sampler callback receives after each step (k-diffusion style).
+    restored: typing.Any
+    trajectory: typing.Any
+    clean_estimates: typing.Any
+    time_grid: typing.Any
 
-Fields: ``step`` (0-based index), ``num_steps``, ``t`` and ``t_next`` (floats), ``sample``
-(the new iterate x_{t_next}) and ``clean_estimate`` (F(x_t, t)), as backend tensors.
-"""
+
+class SamplerStep(typing.NamedTuple):
+    """What a sampler callback receives after each step (k-diffusion style).
+
+    Fields: ``step`` (0-based index), ``num_steps``, ``t`` and ``t_next`` (floats), ``sample``
+    (the new iterate x_{t_next}) and ``clean_estimate`` (F(x_t, t)), as backend tensors.
+    """
+
+    step: typing.Any
+    num_steps: typing.Any
+    t: typing.Any
+    t_next: typing.Any
+    sample: typing.Any
+    clean_estimate: typing.Any
+
 
 MINIMUM_TABLE_LENGTH = 128
 
@@ -90,11 +102,6 @@ def check_sampler_seed(seed):
 def chunk_seed(seed, chunk_index):
     """The seed of chunk `chunk_index` of a batch restored in chunks (chunk 0 keeps `seed`)."""
     return (int(seed) + 104_729 * chunk_index) % (2**31 - 1)
-
-
-def is_traced_backend():
-    """JAX and TensorFlow take scalars as traced tensors; torch runs eagerly on Python ints."""
-    return keras.backend.backend() in ("jax", "tensorflow")
 
 
 def scalar_argument(value, dtype="float32"):
@@ -171,11 +178,13 @@ class BaseSampler:
 
     def _table_arguments(self, tables):
         """The tables as float32 tensors, 1D ones padded (tensors already converted pass through)."""
-        return tuple(
-            table
-            if ops.is_tensor(table)
-            else ops.convert_to_tensor(pad_table(table) if np.ndim(table) == 1 else np.asarray(table, "float32"), "float32")
-            for table in tables
+        return type(tables)(
+            *(
+                table
+                if ops.is_tensor(table)
+                else ops.convert_to_tensor(pad_table(table) if np.ndim(table) == 1 else np.asarray(table, "float32"), "float32")
+                for table in tables
+            )
         )
 
     # -- the driver ---------------------------------------------------------------------------------
@@ -235,7 +244,7 @@ class BaseSampler:
             return restored
         trajectory = np.concatenate([r[1] for r in results], axis=1)
         estimates = np.concatenate([r[2] for r in results], axis=1)
-        time_grid = np.asarray(tables[0], "float32")[: num_steps + 1]
+        time_grid = np.asarray(tables.times, "float32")[: num_steps + 1]
         return SamplerOutput(restored, trajectory, estimates, time_grid)
 
     def _run_stepwise(
@@ -246,7 +255,7 @@ class BaseSampler:
         sample = self._start(degraded, table_arguments, seed_argument, options)
         trajectory = [ops.convert_to_numpy(sample)] if keep else None
         estimates = [] if keep else None
-        times = np.asarray(tables[0], "float32")
+        times = np.asarray(tables.times, "float32")
         for index in range(num_steps):
             sample, estimate = single(
                 sample, degraded, table_arguments, scalar_argument(index, "int32"), seed_argument

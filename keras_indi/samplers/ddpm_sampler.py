@@ -1,6 +1,7 @@
 """Sampling a `ConditionalDDPM`: DDIM (any eta, any number of steps) and ancestral DDPM."""
 
 import numbers
+from typing import NamedTuple
 
 import numpy as np
 from keras import ops
@@ -25,6 +26,22 @@ from keras_indi.utils.validation import (
 
 _METHODS = {"ddim": "deterministic by default (eta=0)", "ddpm": "ancestral (eta=1)"}
 
+
+
+class DDPMTables(NamedTuple):
+    """The per-step tables of a DDPM/DDIM restoration: the network time of each visited step
+    then 0, ``alpha_bar`` of each step then 1, and the DDIM ``eta``."""
+
+    times: object
+    alpha_bars: object
+    eta: object
+
+
+class DDPMOptions(NamedTuple):
+    """The static options of a DDPM/DDIM restoration (one compiled loop per combination)."""
+
+    stochastic: bool
+    clip_range: object  # (low, high) or None
 
 @keras_indi_export(("keras_indi.DDPMSampler", "keras_indi.samplers.DDPMSampler"))
 class DDPMSampler(BaseSampler):
@@ -71,13 +88,12 @@ class DDPMSampler(BaseSampler):
         self.clip_range = getattr(model, "clip_range", self.value_range)
 
     # -- the maths, backend-agnostic ------------------------------------------------------
-    # tables = (network times then 0, alpha_bar then 1, eta); options = (stochastic, clip range)
     def _start(self, degraded, tables, seed, options):
         return step_noise(ops.shape(degraded), seed, 0)
 
     def _step(self, network_fn, sample, degraded, tables, index, seed, options):
         times, alpha_bars, eta = tables
-        stochastic, clip = options
+        stochastic, clip = options.stochastic, options.clip_range
         alpha_bar, alpha_bar_next = alpha_bars[index], alpha_bars[index + 1]
         batch = ops.shape(sample)[0]
         t_vector = ops.broadcast_to(ops.reshape(ops.cast(times[index], "float32"), (1,)), (batch,))
@@ -158,10 +174,10 @@ class DDPMSampler(BaseSampler):
         alpha_bars = np.append(self.schedule.alphas_cumprod[timesteps], 1.0).astype("float32")
         return self.run(
             degraded,
-            (times, alpha_bars, np.float32(eta)),
+            DDPMTables(times=times, alpha_bars=alpha_bars, eta=np.float32(eta)),
             len(timesteps),
             seed,
-            (eta > 0.0, self._clip_range(clip_denoised)),
+            DDPMOptions(stochastic=eta > 0.0, clip_range=self._clip_range(clip_denoised)),
             batch_size=batch_size,
             return_trajectory=return_trajectory,
             callback=callback,

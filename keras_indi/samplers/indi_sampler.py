@@ -2,6 +2,8 @@
 
 import math
 
+from typing import NamedTuple
+
 import keras
 import numpy as np
 from keras import ops
@@ -117,6 +119,19 @@ def indi_step(clean_estimate, sample, t, t_next, noise=None, noise_std=0.0):
     return updated
 
 
+
+class InDITables(NamedTuple):
+    """The per-step table of an InDI restoration: the time grid ``t_0 = t_start > ... > t_N = 0``."""
+
+    times: object
+
+
+class InDIOptions(NamedTuple):
+    """The static options of an InDI restoration (one compiled loop per combination)."""
+
+    stochastic: bool
+    add_input_noise: bool
+
 @keras_indi_export("keras_indi.InDISampler")
 class InDISampler(BaseSampler):
     """Restore degraded inputs with InDI's iterative scheme.
@@ -158,21 +173,20 @@ class InDISampler(BaseSampler):
             noise_schedule = getattr(model, "noise_schedule", None)
         self.noise_schedule = get_noise_schedule(noise_schedule)
 
-    # -- the maths, backend-agnostic (tables = (time grid,); options = (stochastic, add_input_noise))
+    # -- the maths, backend-agnostic ------------------------------------------------------------
     def _start(self, degraded, tables, seed, options):
         sample = ops.cast(degraded, "float32")
-        if options[1] and not self.noise_schedule.is_zero:
-            sample = sample + self.noise_schedule.sigma(tables[0][0]) * step_noise(ops.shape(sample), seed, 0)
+        if options.add_input_noise and not self.noise_schedule.is_zero:
+            sample = sample + self.noise_schedule.sigma(tables.times[0]) * step_noise(ops.shape(sample), seed, 0)
         return sample
 
     def _step(self, network_fn, sample, degraded, tables, index, seed, options):
-        grid = tables[0]
-        t, t_next = grid[index], grid[index + 1]
+        t, t_next = tables.times[index], tables.times[index + 1]
         batch = ops.shape(sample)[0]
         t_vector = ops.broadcast_to(ops.reshape(ops.cast(t, "float32"), (1,)), (batch,))
         clean_estimate = match_static_shape(ops.cast(network_fn(sample, t_vector), "float32"), sample)
         noise, noise_std = None, 0.0
-        if options[0] and not self.noise_schedule.is_constant:
+        if options.stochastic and not self.noise_schedule.is_constant:
             noise_std = self.noise_schedule.transition_std(t, t_next)
             noise = step_noise(ops.shape(sample), seed, index + 1)
         return indi_step(clean_estimate, sample, t, t_next, noise, noise_std), clean_estimate
@@ -233,10 +247,10 @@ class InDISampler(BaseSampler):
             self.network([degraded[:1], np.ones((1,), "float32")])
         return self.run(
             degraded,
-            (grid,),
+            InDITables(times=grid),
             grid.shape[0] - 1,
             seed,
-            (bool(stochastic), bool(add_input_noise)),
+            InDIOptions(stochastic=bool(stochastic), add_input_noise=bool(add_input_noise)),
             batch_size=batch_size,
             return_trajectory=return_trajectory,
             callback=callback,

@@ -36,6 +36,7 @@ import math
 import numbers
 import os
 import weakref
+from typing import NamedTuple
 
 import keras
 import numpy as np
@@ -45,6 +46,7 @@ from keras_indi.api_export import keras_indi_export
 from keras_indi.backend import step_noise
 from keras_indi.samplers.indi_sampler import (
     InDISampler,
+    InDITables,
     check_sampler_seed,
     make_time_grid,
     validate_time_grid,
@@ -192,6 +194,14 @@ class Tiling:
         return out.astype("float32")
 
 
+class TiledOptions(NamedTuple):
+    """`InDIOptions` plus the tiling of `TiledInDISampler` (static: one compile per tiling)."""
+
+    stochastic: bool
+    add_input_noise: bool
+    tiling: tuple
+
+
 class TiledInDISampler(InDISampler):
     """`InDISampler` whose network evaluations are tiled *inside* the compiled loop.
 
@@ -199,12 +209,13 @@ class TiledInDISampler(InDISampler):
     evaluates the network on groups of tiles and blends the clean estimates back with the
     tiling's weights, all in `keras.ops`: the fused loop stays one compiled call with no host
     round trip per step, and split, network and blend compile once per image size and tiling.
-    The tiling is the third entry of the options: ``(image_height, image_width, tile_height,
-    tile_width, overlap, tiles_per_call)`` (the requested tile size, clipped to the image).
+    The tiling is an extra option, `TiledOptions.tiling`: ``(image_height, image_width,
+    tile_height, tile_width, overlap, tiles_per_call)`` (the requested tile size, clipped to
+    the image).
     """
 
     def _wrap_network(self, network_fn, options):
-        height, width, tile_height, tile_width, overlap, tiles_per_call = options[2]
+        height, width, tile_height, tile_width, overlap, tiles_per_call = options.tiling
         tiling = Tiling((height, width), (tile_height, tile_width), overlap)
         tile_height, tile_width = tiling.tile_height, tiling.tile_width  # at most the image size
         weights = [ops.convert_to_tensor(w[None, :, :, None], "float32") for w in tiling.weights]
@@ -377,10 +388,10 @@ def restore_tiled(
     spec = (tiling.height, tiling.width) + _pair(tile_size, "tile_size") + (tiling.overlap, tiles_per_call)
     sample = _tiled_sampler(network, schedule).run(
         images,
-        (grid,),
+        InDITables(times=grid),
         grid.shape[0] - 1,
         seed,
-        (bool(restore_kwargs.get("stochastic", True)), bool(add_input_noise), spec),
+        TiledOptions(bool(restore_kwargs.get("stochastic", True)), bool(add_input_noise), spec),
         batch_size=batch,
         progress_bar=bool(restore_kwargs.get("progress_bar", False)),
     )
