@@ -20,12 +20,21 @@
 
 Rerunning the same script after a crash or a kill resumes at the epoch after the last
 checkpoint.
+
+Only public Keras API is used. `TrainingCheckpoint` and `NonFiniteLossGuard` extend
+``keras.callbacks.BackupAndRestore`` and ``keras.callbacks.TerminateOnNaN``. Keras has no
+public way for a callback to make ``fit`` start at a later epoch: only
+``BackupAndRestore.on_train_begin`` does it, from the ``training_metadata.json`` file of its
+``backup_dir`` (``{"epoch": N}``). `TrainingCheckpoint` writes that file for the moment of
+that call (and once more with ``null`` at the end of ``fit``, which Keras' own callback never
+does, so that a later ``fit`` of the model starts at epoch 0 again), and checks at the first
+epoch that ``fit`` started where it should, raising ``RuntimeError`` if a Keras version does
+it otherwise.
 """
 
 import csv
 import hashlib
 import io
-import inspect
 import json
 import math
 import os
@@ -42,15 +51,20 @@ import numpy as np
 from keras_indi.api_export import keras_indi_export
 from keras_indi.utils.validation import check_choice, check_positive_int
 
-_FORMAT = 1
-_WEIGHTS = "model.weights.h5"
-_SEEDS = "seed_generators.npz"
+# Format 1 (earlier keras-indi): model.save_weights' file and seed_generators.npz apart.
+_FORMAT = 2
+_VARIABLES = "variables.h5"
 _STATE = "state.json"
 _LATEST = "latest.json"
+_KERAS_METADATA = "training_metadata.json"  # keras.callbacks.BackupAndRestore's, see above
 _CHECKPOINT_NAME = re.compile(r"^epoch-(\d{4,})(?:-batch-(\d+))?$")
-# Unfinished writes of this callback: checkpoint folders being written or being replaced and
-# temporary pointer files. Nothing else in the directory is ever deleted.
-_LEFTOVER_NAME = re.compile(r"^(?:\.(?:tmp|old)-epoch-\d{4,}(?:-batch-\d+)?|latest\.json\.tmp)-[0-9a-f]{8}$")
+# Unfinished writes of this callback: checkpoint folders being written or being replaced,
+# temporary JSON files and the file only ever there while fit starts and ends (a kill can
+# leave them). Nothing else in the directory is ever deleted.
+_LEFTOVER_NAME = re.compile(
+    r"^(?:\.(?:tmp|old)-epoch-\d{4,}(?:-batch-\d+)?-[0-9a-f]{8}|\.(?:latest|training_metadata)\.tmp-[0-9a-f]{8}\.json"
+    r"|latest\.json\.tmp-[0-9a-f]{8}|training_metadata\.json)$"
+)
 
 
 @keras_indi_export("keras_indi.callbacks.CheckpointWarning")
@@ -98,17 +112,6 @@ def _fsync(path):
         os.close(descriptor)
 
 
-def _write_json(path, data, atomic=False):
-    target = f"{path}.tmp-{uuid.uuid4().hex[:8]}" if atomic else path
-    with open(target, "w") as file:
-        json.dump(data, file, indent=2)
-        file.flush()
-        os.fsync(file.fileno())
-    if atomic:
-        os.replace(target, path)
-        _fsync(os.path.dirname(path))
-
-
 def _read_json(path):
     with open(path) as file:
         return json.load(file)
@@ -137,54 +140,73 @@ def _build_config(model):
     return config
 
 
-def _seed_generators(model):
-    """Every `keras.random.SeedGenerator` of `model` and its sub-layers, in a stable order.
+def _state_variables(model):
+    """``{"model": [...], "optimizer": [...]}``: the variables a checkpoint holds, in a stable order.
 
-    ``model.save_weights`` does not store them (a SeedGenerator is not a Keras saveable), so a
-    resumed run would redraw the times and noise of its first epochs without them.
+    ``model.variables`` holds the weights and, unlike ``model.weights`` (and
+    ``model.save_weights``), the state of every `keras.random.SeedGenerator` of the model and
+    its layers (InDI's t and noise, dropout), without which a resumed run would redraw them.
+    ``optimizer.variables``: slots, iteration count and EMA averages. No optimizer group for
+    a model that is not compiled.
     """
-    generators, seen = [], set()
-    for layer in model._flatten_layers(include_self=True, recursive=True):
-        for generator in getattr(layer, "_seed_generators", ()):
-            if id(generator) not in seen:
-                seen.add(id(generator))
-                generators.append(generator)
-    return generators
+    groups = {"model": model.variables}
+    if getattr(model, "optimizer", None) is not None:
+        groups["optimizer"] = model.optimizer.variables
+    unique = {}
+    for group, variables in groups.items():
+        unique[group] = list({id(variable): variable for variable in variables}.values())
+    return unique
 
 
-def _save_weights_through_memory(model, path):
-    """``model.save_weights(path)`` (a ``.weights.h5`` file), built in memory and then written
-    with Python file I/O.
+def _save_variables(model, path):
+    """Write `_state_variables` of `model` to the HDF5 file `path`: one dataset per variable
+    (``model/000000``...; its ``path`` as an attribute), built in memory with h5py and then
+    written with Python file I/O.
 
     HDF5 writing straight to a file that a full disk (or a file-size limit) stops midway keeps
     the file open inside the HDF5 library, which then crashes the interpreter at exit
-    (segmentation fault, "Can't decrement id ref count"). Written from memory, the same failure
-    is an ordinary ``OSError``. The file is the one ``model.save_weights`` writes and loads with
-    ``model.load_weights``; it is held in memory once while being written. Uses Keras' own HDF5
-    store; where this Keras version's internals differ, falls back to ``model.save_weights``.
+    (segmentation fault, "Can't decrement id ref count"); written from memory, the same failure
+    is an ordinary ``OSError``. (``model.save_weights`` can only write to a path; its layout
+    is Keras' own.) Read back by `_load_variables`.
     """
-    try:
-        from keras.src.saving.saving_lib import H5IOStore, _save_state
+    import h5py
 
-        parameters = inspect.signature(_save_state).parameters
-        if not {"weights_store", "assets_store", "inner_path", "visited_saveables"} <= set(parameters):
-            raise ImportError("another signature")
-    except (ImportError, AttributeError, TypeError, ValueError):
-        model.save_weights(path)
-        return
     if not model.built:
-        model.save_weights(path)  # raises Keras' own error
-        return
+        raise ValueError(f"Cannot save the unbuilt model {model.name!r}: build it first.")
     buffer = io.BytesIO()
-    store = H5IOStore(buffer, mode="w")
-    try:
-        _save_state(model, weights_store=store, assets_store=None, inner_path="", visited_saveables=set())
-    finally:
-        store.close()
+    with h5py.File(buffer, "w") as file:
+        for group, variables in _state_variables(model).items():
+            folder = file.create_group(group)
+            for index, variable in enumerate(variables):
+                array = np.asarray(keras.ops.convert_to_numpy(variable))
+                if array.dtype.kind not in "biuf":  # bfloat16 or float8 (ml_dtypes): no HDF5 type
+                    array = array.astype("float32")
+                folder.create_dataset(f"{index:06d}", data=array).attrs["path"] = variable.path
     with open(path, "wb") as file:
-        file.write(buffer.getvalue())
+        file.write(buffer.getbuffer())
         file.flush()
         os.fsync(file.fileno())
+
+
+def _load_variables(model, path):
+    """Assign the values of the `_save_variables` file `path` to the variables of `model`; all
+    of them are checked (how many, their shapes) before any is assigned."""
+    import h5py
+
+    with h5py.File(path, "r") as file:
+        groups = {group: [file[group][name][()] for name in sorted(file[group])] for group in file}
+    pairs = []
+    for group, variables in _state_variables(model).items():
+        arrays = groups.get(group, [])
+        if [array.shape for array in arrays] != [tuple(variable.shape) for variable in variables]:
+            raise ValueError(
+                f"Could not load {path} into model {model.name!r}: it holds {len(arrays)} {group} "
+                f"variables where the model has {len(variables)}, or their shapes differ. The "
+                "checkpoint was written by a model or optimizer with a different configuration."
+            )
+        pairs += zip(variables, arrays)
+    for variable, array in pairs:
+        variable.assign(array.astype(keras.backend.standardize_dtype(variable.dtype)))
 
 
 @keras_indi_export("keras_indi.callbacks.read_checkpoint_state")
@@ -206,8 +228,15 @@ def read_checkpoint_state(path):
         state = _read_json(state_path)
     except (OSError, ValueError) as error:
         raise ValueError(f"Checkpoint file {state_path} is unreadable or corrupted ({error}).") from error
-    files = state.get("files") if isinstance(state, dict) else None
-    if state.get("format") != _FORMAT or not isinstance(files, dict) or not {_WEIGHTS, _SEEDS} <= set(files):
+    state = state if isinstance(state, dict) else {}
+    files = state.get("files")
+    if isinstance(state.get("format"), int) and state["format"] < _FORMAT:
+        raise ValueError(
+            f"Checkpoint {path} was written by an earlier keras-indi (checkpoint format {state['format']}; "
+            f"this version reads format {_FORMAT}). Resume it with the keras-indi version that wrote it, "
+            "or start a new run in another directory."
+        )
+    if state.get("format") != _FORMAT or not isinstance(files, dict) or _VARIABLES not in files:
         raise ValueError(f"{state_path} is not a keras-indi TrainingCheckpoint state (format {_FORMAT}).")
     for name, expected in sorted(files.items()):
         file_path = os.path.join(path, name)
@@ -266,41 +295,25 @@ def _load(model, path, state):
         )
     elif not optimizer.built:
         optimizer.build(model.trainable_variables)
-    weights_path = os.path.join(path, _WEIGHTS)
-    try:
-        model.load_weights(weights_path)
-    except Exception as error:
-        raise ValueError(
-            f"Could not load {weights_path} into model {model.name!r} ({error}). The checkpoint "
-            "was written by a model or optimizer with a different configuration."
-        ) from error
-    generators = _seed_generators(model)
-    with np.load(os.path.join(path, _SEEDS)) as arrays:
-        states = [arrays[f"state_{index}"] for index in range(len(arrays.files))]
-    if len(states) != len(generators) or any(s.shape != tuple(g.state.shape) for s, g in zip(states, generators)):
-        raise ValueError(
-            f"{os.path.join(path, _SEEDS)} holds {len(states)} seed generator states but model "
-            f"{model.name!r} has {len(generators)} seed generators: the checkpoint was written by "
-            "a different model."
-        )
-    for generator, value in zip(generators, states):
-        generator.state.assign(value.astype(keras.backend.standardize_dtype(generator.state.dtype)))
+    _load_variables(model, os.path.join(path, _VARIABLES))
     return state
 
 
 @keras_indi_export("keras_indi.callbacks.TrainingCheckpoint")
-class TrainingCheckpoint(keras.callbacks.Callback):
+class TrainingCheckpoint(keras.callbacks.BackupAndRestore):
     """Save the full training state every epoch, atomically, and resume a killed run.
 
-    Each save writes ``directory/epoch-XXXX/`` (XXXX: epochs completed) holding
+    ``keras.callbacks.BackupAndRestore`` with what it lacks: the seed generator states, several
+    checkpoints kept (the newest and the best), atomic writes and damaged checkpoints detected
+    and skipped. Each save writes ``directory/epoch-XXXX/`` (XXXX: epochs completed) holding
 
-    * ``model.weights.h5``: ``model.save_weights`` (weights and the optimizer variables:
-      slots, iteration count and the EMA averages of ``use_ema=True`` optimizers); it loads
-      with ``model.load_weights`` too;
-    * ``seed_generators.npz``: the state of every `keras.random.SeedGenerator` of the model
-      (the one that draws InDI's t and noise, dropout's), which ``save_weights`` leaves out;
+    * ``variables.h5``: an HDF5 file of ``model.variables`` (the weights and the state of
+      every `keras.random.SeedGenerator` of the model: the one that draws InDI's t and noise,
+      dropout's; ``model.save_weights`` leaves those out) and ``optimizer.variables`` (slots,
+      iteration count and the EMA averages of ``use_ema=True`` optimizers); `load_checkpoint`
+      reads it (``model.load_weights`` does not);
     * ``state.json``: epoch, global step (``optimizer.iterations``), the epoch's logs and the
-      size and SHA-256 of each file above.
+      size and SHA-256 of the file above.
 
     A checkpoint is written into a hidden temporary sibling folder and moved into place with
     ``os.replace``; ``latest.json`` (a pointer for people and tools: newest and best
@@ -366,7 +379,6 @@ class TrainingCheckpoint(keras.callbacks.Callback):
         resume=True,
         verbose=0,
     ):
-        super().__init__()
         if not isinstance(directory, (str, os.PathLike)) or not os.fspath(directory):
             raise ValueError(f"`directory` must be a non-empty path. Received directory={directory!r}.")
         self.directory = os.fspath(directory)
@@ -378,7 +390,8 @@ class TrainingCheckpoint(keras.callbacks.Callback):
         self.mode = check_choice(mode, "mode", ("min", "max"))
         if save_freq != "epoch":
             save_freq = check_positive_int(save_freq, "save_freq")
-        self.save_freq = save_freq
+        # Its own checkpoints, never deleted at the end of fit (its backup_dir is `directory`).
+        super().__init__(self.directory, save_freq=save_freq, delete_checkpoint=False)
         if not isinstance(resume, bool):
             raise ValueError(f"`resume` must be True or False. Received resume={resume!r}.")
         self.resume = resume
@@ -387,7 +400,7 @@ class TrainingCheckpoint(keras.callbacks.Callback):
         self.restored_state = None
         self._epoch = 0
         self._saved_batch = 0
-        self._set_initial_epoch = False
+        self._resumed_at = None  # the epoch fit() must start at, until it has
         self._warned_monitor = False
 
     # -- finding and loading checkpoints ---------------------------------------------------
@@ -459,19 +472,44 @@ class TrainingCheckpoint(keras.callbacks.Callback):
             )
         state = self.restore(self.model)
         self.restored_state = state
-        # As keras.callbacks.BackupAndRestore: fit() starts at `_initial_epoch` when it is set.
-        self.model._initial_epoch = state["epoch"]
-        self._set_initial_epoch = True
+        self._start_fit_at(state["epoch"])
+        self._resumed_at = state["epoch"]
         if self.verbose:
             print(f"TrainingCheckpoint: resumed from {state['name']} (epoch {state['epoch']}, step {state['step']}).")
 
+    def _start_fit_at(self, epoch):
+        """Make the model's ``fit`` start at `epoch` (None: at its ``initial_epoch``), as
+        ``BackupAndRestore.on_train_begin`` does from its ``training_metadata.json`` (see the
+        module docstring). No weights file of BackupAndRestore is there for it to load."""
+        path = os.path.join(self.directory, _KERAS_METADATA)
+        write_json_atomically(path, {"epoch": epoch})
+        try:
+            super().on_train_begin()
+        finally:
+            os.remove(path)
+
     def on_train_end(self, logs=None):
-        if self._set_initial_epoch:
-            # Keras never resets it: a later fit() of this model without us must start at 0.
-            self.model._initial_epoch = None
-            self._set_initial_epoch = False
+        self._resumed_at = None
+        if self.restored_state is None:
+            return
+        try:  # Keras never does it: a later fit() of this model without us must start at epoch 0.
+            self._start_fit_at(None)
+        except OSError as error:  # a full disk: the training and its checkpoints are done anyway
+            warnings.warn(
+                f"TrainingCheckpoint: {error}. A later fit() of this model without a TrainingCheckpoint "
+                f"may skip its first {self.restored_state['epoch']} epochs.",
+                CheckpointWarning,
+                stacklevel=2,
+            )
 
     def on_epoch_begin(self, epoch, logs=None):
+        if self._resumed_at not in (None, epoch):
+            raise RuntimeError(
+                f"TrainingCheckpoint restored {self.restored_state['name']} but fit() started at epoch "
+                f"{epoch} instead of {self._resumed_at}: this Keras version's BackupAndRestore does not "
+                "set the initial epoch the way TrainingCheckpoint expects."
+            )
+        self._resumed_at = None
         self._epoch = epoch
         self._saved_batch = 0
 
@@ -531,12 +569,8 @@ class TrainingCheckpoint(keras.callbacks.Callback):
         try:
             self._write(model, temporary, state)
             if os.path.exists(final):  # e.g. a damaged one that a resume skipped
-                stale = os.path.join(self.directory, f".old-{name}-{uuid.uuid4().hex[:8]}")
-                os.replace(final, stale)
-                os.replace(temporary, final)
-                shutil.rmtree(stale, ignore_errors=True)
-            else:
-                os.replace(temporary, final)
+                self._delete(name)
+            os.replace(temporary, final)
         except BaseException:
             shutil.rmtree(temporary, ignore_errors=True)
             raise
@@ -548,21 +582,10 @@ class TrainingCheckpoint(keras.callbacks.Callback):
 
     @staticmethod
     def _write(model, folder, state):
-        _save_weights_through_memory(model, os.path.join(folder, _WEIGHTS))
-        generators = _seed_generators(model)
-        np.savez(
-            os.path.join(folder, _SEEDS),
-            **{f"state_{i}": keras.ops.convert_to_numpy(g.state) for i, g in enumerate(generators)},
-        )
-        files = {}
-        for file_name in (_WEIGHTS, _SEEDS):
-            file_path = os.path.join(folder, file_name)
-            _fsync(file_path)
-            files[file_name] = {"size": os.path.getsize(file_path), "sha256": _sha256(file_path)}
-        state = dict(
-            state, files=files, seed_generators=[g.state.path for g in generators], build_config=_build_config(model)
-        )
-        _write_json(os.path.join(folder, _STATE), state)
+        variables_path = os.path.join(folder, _VARIABLES)
+        _save_variables(model, variables_path)
+        files = {_VARIABLES: {"size": os.path.getsize(variables_path), "sha256": _sha256(variables_path)}}
+        write_json_atomically(os.path.join(folder, _STATE), dict(state, files=files, build_config=_build_config(model)))
         _fsync(folder)
 
     def _rotate(self, newest):
@@ -586,18 +609,21 @@ class TrainingCheckpoint(keras.callbacks.Callback):
             "mode": self.mode,
             "checkpoints": [name for name in checkpoints if name in kept],
         }
-        _write_json(os.path.join(self.directory, _LATEST), pointer, atomic=True)
+        write_json_atomically(os.path.join(self.directory, _LATEST), pointer)
         for name in checkpoints:
             if name not in kept:
-                # Renamed out of the way first (atomic), then deleted: a kill while deleting
-                # leaves a hidden leftover (removed at the next fit), never a half-deleted
-                # checkpoint folder.
-                stale = os.path.join(self.directory, f".old-{name}-{uuid.uuid4().hex[:8]}")
                 try:
-                    os.replace(os.path.join(self.directory, name), stale)
+                    self._delete(name)
                 except OSError:
-                    continue
-                shutil.rmtree(stale, ignore_errors=True)
+                    pass
+
+    def _delete(self, name):
+        """Delete checkpoint folder `name`: renamed out of the way first (atomic), then deleted,
+        so that a kill while deleting leaves a hidden leftover (removed at the next fit), never
+        a half-deleted checkpoint folder."""
+        stale = os.path.join(self.directory, f".old-{name}-{uuid.uuid4().hex[:8]}")
+        os.replace(os.path.join(self.directory, name), stale)
+        shutil.rmtree(stale, ignore_errors=True)
 
     def _remove_leftovers(self):
         for name in os.listdir(self.directory):
@@ -793,11 +819,19 @@ class AtomicHistoryLogger(keras.callbacks.Callback):
             write_json_atomically(self.json_path, history)
 
 
+def _with_sublayers(layer):
+    """`layer` and its sub-layers, through the ``layers`` of the models in it (the networks)."""
+    yield layer
+    for sublayer in getattr(layer, "layers", ()):
+        yield from _with_sublayers(sublayer)
+
+
 @keras_indi_export("keras_indi.callbacks.NonFiniteLossGuard")
-class NonFiniteLossGuard(keras.callbacks.Callback):
+class NonFiniteLossGuard(keras.callbacks.TerminateOnNaN):
     """Stop training at the first NaN/Inf loss, saying where and what usually causes it.
 
-    Checks the `monitor` log entry after every batch. On a non-finite value it sets
+    ``keras.callbacks.TerminateOnNaN`` with a clearer message. Checks the `monitor` log entry
+    after every batch. On a non-finite value it sets
     ``model.stop_training``, keeps the explanation in `message` and where it happened in
     `stopped_at` (``epoch``, ``batch``, ``step``, ``loss``), and prints the message to stderr
     or, with ``raise_error=True``, raises ``FloatingPointError`` with it. With a
@@ -817,13 +851,12 @@ class NonFiniteLossGuard(keras.callbacks.Callback):
     """
 
     def __init__(self, monitor="loss", raise_error=False):
-        super().__init__()
         if not isinstance(monitor, str) or not monitor:
             raise ValueError(f"`monitor` must be the name of a log entry. Received monitor={monitor!r}.")
         if not isinstance(raise_error, bool):
             raise ValueError(f"`raise_error` must be True or False. Received raise_error={raise_error!r}.")
+        super().__init__(raise_error=raise_error)
         self.monitor = monitor
-        self.raise_error = raise_error
         self.message = None
         self.stopped_at = None
         self._epoch = 0
@@ -835,7 +868,7 @@ class NonFiniteLossGuard(keras.callbacks.Callback):
     def on_epoch_begin(self, epoch, logs=None):
         self._epoch = epoch
 
-    def on_train_batch_end(self, batch, logs=None):
+    def on_batch_end(self, batch, logs=None):  # TerminateOnNaN's check, with `monitor` and the causes
         value = _scalar_logs({self.monitor: (logs or {}).get(self.monitor)}).get(self.monitor)
         if value is None or math.isfinite(value):
             return
@@ -856,7 +889,7 @@ class NonFiniteLossGuard(keras.callbacks.Callback):
                 learning_rate = f"{float(keras.ops.convert_to_numpy(optimizer.learning_rate)):.3g}"
             except Exception:  # a schedule object or a LossScaleOptimizer without it
                 learning_rate = type(optimizer.learning_rate).__name__
-        policies = sorted({layer.dtype_policy.name for layer in model._flatten_layers()})
+        policies = sorted({layer.dtype_policy.name for layer in _with_sublayers(model)})
         float16 = any("float16" in p and "bfloat16" not in p for p in policies)
         loss_scaled = isinstance(optimizer, keras.optimizers.LossScaleOptimizer)
         float16_note = (

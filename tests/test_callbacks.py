@@ -133,14 +133,14 @@ model = make_model()
 if kill:
     import keras_indi.callbacks
 
-    save_weights = keras_indi.callbacks._save_weights_through_memory
+    save_variables = keras_indi.callbacks._save_variables
 
     def save_then_die(model, path):
-        save_weights(model, path)
+        save_variables(model, path)
         if "epoch-0003" in str(path):  # killed in the middle of writing epoch 3's checkpoint
             os.kill(os.getpid(), signal.SIGKILL)
 
-    keras_indi.callbacks._save_weights_through_memory = save_then_die
+    keras_indi.callbacks._save_variables = save_then_die
 history = model.fit(DEGRADED, CLEAN, epochs=4, callbacks=[TrainingCheckpoint(directory)], **FIT)
 weights = [keras.ops.convert_to_numpy(v) for v in model.trainable_variables]
 np.savez(os.path.join(directory, "..", "final.npz"), *weights, epochs=np.array(history.epoch))
@@ -177,9 +177,9 @@ def test_killed_subprocess_resumes_in_another_process(tmp_path, reference):
 
 def test_damaged_newest_checkpoint_falls_back_to_previous_one(tmp_path):
     _, _, weights = save_epochs(tmp_path, [3.0, 2.0, 1.0], keep_last=5)
-    newest = tmp_path / "epoch-0003" / "model.weights.h5"
+    newest = tmp_path / "epoch-0003" / "variables.h5"
     newest.write_bytes(newest.read_bytes()[: newest.stat().st_size // 2])  # truncated
-    middle = tmp_path / "epoch-0002" / "seed_generators.npz"
+    middle = tmp_path / "epoch-0002" / "variables.h5"
     data = bytearray(middle.read_bytes())
     data[len(data) // 2] ^= 0xFF  # garbled, same size
     middle.write_bytes(bytes(data))
@@ -188,8 +188,8 @@ def test_damaged_newest_checkpoint_falls_back_to_previous_one(tmp_path):
     with pytest.warns(UserWarning, match="Falling back") as record:
         assert TrainingCheckpoint.latest(tmp_path) == str(tmp_path / "epoch-0001")
     messages = " ".join(str(warning.message) for warning in record)
-    assert "epoch-0003/model.weights.h5 is truncated" in messages.replace(os.sep, "/")
-    assert "epoch-0002/seed_generators.npz is corrupted" in messages.replace(os.sep, "/")
+    assert "epoch-0003/variables.h5 is truncated" in messages.replace(os.sep, "/")
+    assert "epoch-0002/variables.h5 is corrupted" in messages.replace(os.sep, "/")
     fresh = built_model(ema=False)
     with pytest.warns(UserWarning, match="Falling back"):
         assert TrainingCheckpoint(tmp_path).restore(fresh)["epoch"] == 1
@@ -204,7 +204,7 @@ def test_crash_mid_save_leaves_previous_checkpoint_valid(tmp_path, monkeypatch):
     import keras_indi.callbacks
 
     model, checkpoint, weights = save_epochs(tmp_path, [2.0, 1.0])
-    original = keras_indi.callbacks._save_weights_through_memory
+    original = keras_indi.callbacks._save_variables
 
     def crash_halfway(model, path):
         original(model, path)
@@ -212,7 +212,7 @@ def test_crash_mid_save_leaves_previous_checkpoint_valid(tmp_path, monkeypatch):
             file.truncate(os.path.getsize(path) // 2)
         raise OSError("disk full")
 
-    monkeypatch.setattr(keras_indi.callbacks, "_save_weights_through_memory", crash_halfway)
+    monkeypatch.setattr(keras_indi.callbacks, "_save_variables", crash_halfway)
     with pytest.raises(OSError, match="disk full"):
         checkpoint.on_epoch_end(2, {"loss": 1.0, "val_loss": 0.5})
     assert sorted(os.listdir(tmp_path)) == ["epoch-0001", "epoch-0002", "latest.json"]
@@ -411,15 +411,31 @@ def test_checkpoint_warnings_have_their_own_category(tmp_path):
     assert issubclass(CheckpointWarning, UserWarning)
 
 
-def test_weights_are_written_through_memory_and_load(tmp_path):
+def test_weights_are_written_through_memory_and_load(tmp_path, monkeypatch):
     """TrainingCheckpoint writes model.weights.h5 from memory (HDF5 writing straight to a full
-    disk crashes the interpreter at exit); the file loads with `load_weights`."""
-    from keras_indi.callbacks import _save_weights_through_memory
+    disk crashes the interpreter at exit): the file is written by Python, and loads back
+    (weights, seed generator states and optimizer variables)."""
+    import builtins
+
+    from keras_indi.callbacks import _load_variables, _save_variables
 
     model = built_model()
     perturb(model, 3)
+    seed = model.seed_generator.state
+    seed.assign(np.array([0, 7]).astype(keras.backend.standardize_dtype(seed.dtype)))
     path = tmp_path / "model.weights.h5"
-    _save_weights_through_memory(model, path)
+    opened, original_open = [], builtins.open
+
+    def recording_open(file, *args, **kwargs):
+        opened.append(str(file))
+        return original_open(file, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "open", recording_open)
+    _save_variables(model, path)
+    monkeypatch.undo()
+    assert opened == [str(path)]  # the file is opened (written) once, by Python
     fresh = built_model()
-    fresh.load_weights(path)
-    assert_same_values(numpy_values(fresh.trainable_variables), numpy_values(model.trainable_variables), atol=0)
+    _load_variables(fresh, path)
+    assert_same_values(numpy_values(fresh.variables), numpy_values(model.variables), atol=0)
+    assert_same_values(numpy_values(fresh.optimizer.variables), numpy_values(model.optimizer.variables), atol=0)
+    assert keras.ops.convert_to_numpy(fresh.seed_generator.state).tolist() == [0, 7]
