@@ -1,7 +1,8 @@
 """Tests of keras_indi.degradations.
 
-NumPy-only tests are marked ``backend_agnostic`` (they run in the TensorFlow pass only); the
-layer-form tests run on every backend.
+Tests of NumPy-only code (kernels, JPEG, validation, configs) are marked ``backend_agnostic``
+(they run in the TensorFlow pass only). The NumPy form of the degradations runs their keras.ops
+implementation with the active backend, so its tests run on every backend, like the layer form.
 """
 
 import importlib.util
@@ -20,6 +21,7 @@ from PIL import Image
 from keras_indi import degradations as deg
 from keras_indi.degradations.base import serialize_degradation
 from keras_indi.degradations.blur import backend_convolve
+from keras_indi.degradations.noise import add_noise
 from keras_indi.degradations.jpeg import TF_TOLERANCE
 
 requires_tensorflow = pytest.mark.skipif(
@@ -27,6 +29,10 @@ requires_tensorflow = pytest.mark.skipif(
 )
 
 agnostic = pytest.mark.backend_agnostic
+
+#: Whether the backend computes float64 (not JAX by default); the NumPy form then keeps
+#: float64 inputs in float64.
+BACKEND_FLOAT64 = keras.backend.standardize_dtype(keras.ops.convert_to_tensor(np.zeros(1)).dtype) == "float64"
 
 
 def images(shape, seed=0):
@@ -170,7 +176,6 @@ def test_motion_kernels_are_centred_and_per_sample():
     assert 12 <= extent <= 18, extent  # 0.5 * 30 pixels long
 
 
-@agnostic
 def test_convolve_matches_direct_loop_and_orientation():
     x = images((2, 37, 31, 2))
     kernels = deg.motion_blur_kernels(2, kernel_size=9, rng=np.random.default_rng(3), num_steps=300)
@@ -181,10 +186,12 @@ def test_convolve_matches_direct_loop_and_orientation():
     delta = np.zeros((1, 21, 21, 1), "float32")
     delta[0, 10, 10, 0] = 1.0
     np.testing.assert_allclose(deg.convolve(delta, kernels[0])[0, 6:15, 6:15, 0], kernels[0], atol=1e-6)
+    # Images smaller than the kernel: "reflect" repeats its reflections, as numpy.pad does.
+    tiny = images((1, 4, 3, 2))
+    np.testing.assert_allclose(deg.convolve(tiny, kernels[0])[0], convolve_loop(tiny[0], kernels[0]), atol=1e-5)
 
 
 # -- bicubic (MATLAB imresize) -------------------------------------------------------------------
-@agnostic
 @pytest.mark.parametrize(
     "shape, scale, output_shape",
     [
@@ -207,11 +214,11 @@ def test_imresize_matches_matlab_loop(shape, scale, output_shape):
         scale_h, scale_w = out_h / shape[0], out_w / shape[1]
         result = deg.imresize(x, output_shape=output_shape)
     expected = matlab_imresize_loop(x, out_h, out_w, scale_h, scale_w)
-    assert result.shape == expected.shape
-    np.testing.assert_allclose(result, expected, atol=1e-12)
+    assert result.shape == expected.shape and result.dtype == np.float64
+    # Computed in float64 where the backend has it; JAX (without x64) computes in float32.
+    np.testing.assert_allclose(result, expected, atol=1e-12 if BACKEND_FLOAT64 else 1e-6)
 
 
-@agnostic
 def test_imresize_shapes_and_dtypes():
     x = images((2, 37, 31, 3))
     assert deg.imresize(x, scale=0.5).shape == (2, 19, 16, 3)
@@ -226,7 +233,6 @@ def test_imresize_shapes_and_dtypes():
     np.testing.assert_allclose(matrix.sum(axis=1), 1.0, atol=1e-12)
 
 
-@agnostic
 def test_bicubic_downsample_constants_and_ramps():
     factor, size = 4, 64
     sr = deg.BicubicDownsample(factor=factor, clip=False)
@@ -319,7 +325,6 @@ def test_jpeg_bad_channels():
 
 
 # -- noise ---------------------------------------------------------------------------------------
-@agnostic
 def test_noise_statistics_and_units():
     x = images((2, 64, 64, 3))
     noisy = deg.AdditiveGaussianNoise(sigma=0.2, seed=0)(x)
@@ -331,7 +336,6 @@ def test_noise_statistics_and_units():
 
 
 # -- seeds, per-sample parameters ---------------------------------------------------------------
-@agnostic
 @pytest.mark.parametrize("index", range(len(all_degradations())))
 def test_seeded_reproducibility(index):
     x = images((2, 32, 32, 3), seed=7)
@@ -350,7 +354,6 @@ def test_seeded_reproducibility(index):
         assert not np.array_equal(degradation(x), degradation(x))
 
 
-@agnostic
 @pytest.mark.parametrize("index", [0, 2, 3, 4, 5])
 def test_per_sample_parameters_differ_across_batch(index):
     single = images((1, 37, 31, 3), seed=8)
@@ -361,7 +364,6 @@ def test_per_sample_parameters_differ_across_batch(index):
         assert not np.allclose(out[0], out[i])
 
 
-@agnostic
 def test_single_image_and_odd_sizes():
     x = images((37, 31, 3))
     for degradation in all_degradations(seed=0):
@@ -372,7 +374,6 @@ def test_single_image_and_odd_sizes():
 
 
 # -- Compose, tasks ------------------------------------------------------------------------------
-@agnostic
 def test_compose_applies_in_order():
     x = images((2, 24, 24, 3))
     blur, noise = deg.GaussianBlur(sigma=1.0), deg.AdditiveGaussianNoise(sigma=0.1)
@@ -539,6 +540,72 @@ def test_layer_per_sample_kernels_match_numpy():
     kernels = keras.ops.convert_to_tensor(taps[:, :, None] * taps[:, None, :])
     out = keras.ops.convert_to_numpy(backend_convolve(keras.ops.convert_to_tensor(x), kernels))
     np.testing.assert_allclose(out, gaussian.apply(x, {"sigma": sigma}), atol=_layer_atol())
+
+
+def _backend_form(degradation, x, parameters):
+    """`degradation.apply(x, parameters)` recomputed with keras.ops on backend tensors, on the
+    default device: the functions its layer form runs."""
+    x = keras.ops.convert_to_tensor(x)
+    if isinstance(degradation, deg.Compose):
+        for index, stage in enumerate(degradation.degradations):
+            x = _backend_form(stage, x, parameters[str(index)])
+        return x
+    if isinstance(degradation, deg.GaussianBlur):
+        taps = degradation.backend_taps(parameters["sigma"])
+        return backend_convolve(x, taps[:, :, None] * taps[:, None, :])
+    if isinstance(degradation, deg.DefocusBlur):
+        return backend_convolve(x, degradation.backend_kernels(parameters["radius"]))
+    if isinstance(degradation, deg.MotionBlur):  # no layer form, but a keras.ops convolution
+        return backend_convolve(x, keras.ops.convert_to_tensor(parameters["kernel"], "float32"))
+    if isinstance(degradation, deg.AdditiveGaussianNoise):
+        noise = deg.PureNoise().apply(keras.ops.convert_to_numpy(x), {"noise_seed": parameters["noise_seed"]})
+        return add_noise(x, keras.ops.convert_to_tensor(parameters["sigma"], "float32"), noise)
+    assert isinstance(degradation, deg.BicubicDownsample)
+    return degradation.as_layer()(x)
+
+
+@pytest.mark.parametrize(
+    "degradation",
+    [
+        deg.GaussianBlur(sigma_range=(0.5, 2.0)),
+        deg.DefocusBlur(radius_range=(2.0, 6.0)),
+        deg.MotionBlur(kernel_size=15, num_steps=300),
+        deg.AdditiveGaussianNoise(),
+        deg.BicubicDownsample(factor=4),
+        deg.Compose([deg.DefocusBlur(radius_range=(1.0, 3.0)), deg.AdditiveGaussianNoise(sigma=0.05)]),
+    ],
+    ids=lambda degradation: type(degradation).__name__,
+)
+@pytest.mark.parametrize("shape", [(3, 37, 31, 3), (3, 36, 32, 3)])
+def test_numpy_form_equals_backend_form(degradation, shape):
+    """The NumPy form (NumPy in, NumPy out, on the CPU) runs the same keras.ops code as the
+    layer form: with the same parameters both agree."""
+    if isinstance(degradation, deg.BicubicDownsample) and shape[1] % 4:
+        pytest.skip("BicubicDownsample needs sizes divisible by its factor")
+    x = images(shape, seed=14)
+    parameters = degradation.sample_parameters(shape[0], np.random.default_rng(0))
+    if "sigma" in parameters or "radius" in parameters:  # exact in float32: same kernels in both forms
+        key = "sigma" if "sigma" in parameters else "radius"
+        parameters[key] = parameters[key].astype("float32").astype("float64")
+    expected = degradation.apply(x, parameters)
+    assert isinstance(expected, np.ndarray) and expected.dtype == np.float32 and expected.shape == x.shape
+    out = keras.ops.convert_to_numpy(_backend_form(degradation, x, parameters))
+    np.testing.assert_allclose(out, expected, atol=_layer_atol())
+
+
+@requires_tensorflow
+def test_numpy_form_inside_tf_data():
+    """Data pipelines call the NumPy form through ``tf.numpy_function``, whatever the backend."""
+    import tensorflow as tf
+
+    x = images((2, 24, 20, 3), seed=15)
+    degradation = deg.Compose(
+        [deg.MotionBlur(kernel_size=9, num_steps=200), deg.BicubicDownsample(factor=2), deg.AdditiveGaussianNoise()]
+    )
+    dataset = tf.data.Dataset.from_tensors(x).map(
+        lambda batch: tf.numpy_function(lambda b: degradation(b, seed=0), [batch], tf.float32)
+    )
+    np.testing.assert_allclose(next(iter(dataset)).numpy(), degradation(x, seed=0), atol=1e-6)
 
 
 def test_layer_random_parameters_per_sample_and_seeded():

@@ -3,27 +3,17 @@
 import numpy as np
 
 from keras_indi.api_export import keras_indi_export
+from keras_indi.degradations.resize import imresize
 
 
 @keras_indi_export("keras_indi.datasets.bicubic_resize")
 def bicubic_resize(image, size):
-    """Resize a float32 ``(h, w, c)`` image to ``size=(height, width)`` with Pillow's bicubic
-    filter (Keys kernel, a = -0.5; the usual "bicubic" of super-resolution benchmarks when
-    upsampling). Values are not clipped."""
-    from PIL import Image
-
-    height, width = int(size[0]), int(size[1])
-    if image.shape[:2] == (height, width):
-        return image.astype("float32", copy=False)
-    channels = [
-        np.asarray(
-            Image.fromarray(np.ascontiguousarray(image[..., c], dtype="float32"), mode="F").resize(
-                (width, height), Image.BICUBIC
-            )
-        )
-        for c in range(image.shape[-1])
-    ]
-    return np.stack(channels, axis=-1).astype("float32")
+    """Resize a float ``(h, w, c)`` image to ``size=(height, width)`` with MATLAB's bicubic
+    (`keras_indi.degradations.imresize`: Keys kernel, a = -0.5, symmetric borders, antialiased
+    when shrinking; the bicubic of super-resolution benchmarks). Returns float32, not clipped."""
+    size = (int(size[0]), int(size[1]))
+    image = np.asarray(image, "float32")
+    return image if image.shape[:2] == size else imresize(image, output_shape=size)
 
 
 def upscale_to_cover(image, size):

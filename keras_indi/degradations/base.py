@@ -10,7 +10,8 @@ Conventions used everywhere in keras-indi:
 
 Two forms exist for each degradation:
 
-* the NumPy form, ``degradation(images)``, for data pipelines; it never imports TensorFlow;
+* the NumPy form, ``degradation(images)``, for data pipelines: NumPy parameters, pixels by the
+  layer form's keras.ops code on the CPU, any backend (Pillow for JPEG, which has none);
 * the Keras-layer form, ``degradation.as_layer()``, for degradations whose maths is
   expressible with ``keras.ops`` (noise, Gaussian/defocus blur, bicubic resampling). It runs on
   backend tensors inside a compiled train step on JAX, TensorFlow and torch.

@@ -14,6 +14,7 @@ from keras_indi.api_export import keras_indi_export
 from keras_indi.degradations.base import Degradation
 from keras_indi.degradations.base import check_value_or_range
 from keras_indi.degradations.base import sample_value
+from keras_indi.degradations.common import numpy_call
 from keras_indi.utils.validation import check_number
 
 #: Sub-samples per pixel side used to measure the disk's coverage of each pixel.
@@ -117,12 +118,12 @@ def disk_kernel(radius, supersampling=DISK_SUPERSAMPLING, half_width=None):
     return coverage / coverage.sum()
 
 
-# -- NumPy convolution -------------------------------------------------------------------------
+# -- convolution -------------------------------------------------------------------------------
 @keras_indi_export("keras_indi.degradations.convolve")
 def convolve(images, kernels):
     """Convolve each image of a batch with its own kernel, per channel, "reflect" boundary.
 
-    Computed in float64 with FFTs; exact up to float64 round-off.
+    The NumPy form of `backend_convolve` (float32, see `numpy_call`).
 
     Example:
 
@@ -138,7 +139,7 @@ def convolve(images, kernels):
         float32 array with the shape of `images`.
     """
     images = np.asarray(images)
-    kernels = np.asarray(kernels, dtype="float64")
+    kernels = np.asarray(kernels, dtype="float32")
     if images.ndim != 4:
         raise ValueError(f"`images` must be (batch, height, width, channels). Received shape {images.shape}.")
     if kernels.ndim == 2:
@@ -151,41 +152,34 @@ def convolve(images, kernels):
     kh, kw = kernels.shape[1:]
     if kh % 2 == 0 or kw % 2 == 0:
         raise ValueError(f"Kernel sizes must be odd so that the kernel has a centre. Received {kh}x{kw}.")
-    height, width = images.shape[1:3]
-    rh, rw = kh // 2, kw // 2
-    padded = np.pad(images.astype("float64"), ((0, 0), (rh, rh), (rw, rw), (0, 0)), mode="reflect")
-    size = padded.shape[1:3]
-    spectrum = np.fft.rfft2(padded, s=size, axes=(1, 2))
-    kernel_spectrum = np.fft.rfft2(kernels, s=size, axes=(1, 2))[..., None]
-    full = np.fft.irfft2(spectrum * kernel_spectrum, s=size, axes=(1, 2))
-    # Circular convolution of the padded image; outputs from index k - 1 on have no wrap-around.
-    return full[:, kh - 1 : kh - 1 + height, kw - 1 : kw - 1 + width].astype("float32")
+    return numpy_call(backend_convolve, images, kernels)
 
 
-# -- backend (keras.ops) convolution ------------------------------------------------------------
 def _check_reflect_size(shape, radius_h, radius_w, name):
     height, width = shape[1], shape[2]
     if (height is not None and height <= radius_h) or (width is not None and width <= radius_w):
         raise ValueError(
             f"{name} in layer form needs images larger than the kernel radius ({radius_h}x{radius_w} "
-            f"pixels) for 'reflect' padding. Received images of shape {shape}; use smaller blurs "
-            "or larger images, or the NumPy form which has no such limit."
+            f"pixels). Received images of shape {shape}; use smaller blurs or larger images, or the "
+            "NumPy form, which has no such limit."
         )
 
 
 def _reflect_pad(x, radius_h, radius_w):
-    if radius_h == 0 and radius_w == 0:
-        return x
-    return keras.ops.pad(x, [[0, 0], [radius_h, radius_h], [radius_w, radius_w], [0, 0]], mode="reflect")
+    """``numpy.pad(mode="reflect")`` of the height and width axes (any radius), as a gather."""
+    for axis, radius in ((1, radius_h), (2, radius_w)):
+        if radius:
+            x = keras.ops.take(x, np.pad(np.arange(x.shape[axis]), radius, mode="reflect"), axis=axis)
+    return x
 
 
 def backend_convolve(x, kernels):
     """Convolution with keras.ops, "reflect" boundary, output of the input size.
 
     `kernels` is either a NumPy ``(kh, kw)`` kernel shared by the batch (depthwise
-    convolution) or a ``(batch, kh, kw)`` tensor of per-sample kernels (FFT convolution of the
-    padded images: a handful of ops whatever the kernel size, any batch size). The height and
-    width of `x` must be static.
+    convolution) or a ``(batch, kh, kw)`` (or ``(1, kh, kw)``) array or tensor of per-sample
+    kernels (FFT convolution of the padded images: a handful of ops whatever the kernel size,
+    any batch size). The height and width of `x` must be static.
     """
     ops = keras.ops
     if isinstance(kernels, np.ndarray) and kernels.ndim == 2:

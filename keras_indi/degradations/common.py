@@ -1,6 +1,8 @@
 """Helpers shared by the NumPy and the Keras-layer forms of the degradations (a module of
 its own so that `base` and `layer` do not import each other)."""
 
+import numpy as np
+
 
 def serialize_degradation(degradation):
     """Keras-format config of a degradation (what ``keras.saving.serialize_keras_object``
@@ -34,3 +36,17 @@ def check_static_image_batch(inputs, name):
             "`keras.ops.cast(images, 'float32') / 127.5 - 1`."
         )
     return shape
+
+
+def numpy_call(function, images, *args, dtype="float32"):
+    """The NumPy form of a keras.ops `function(images, *args)`: NumPy in (cast to `dtype`;
+    None keeps it), NumPy out, computed on the CPU with any Keras backend (also inside
+    ``tf.numpy_function`` while another backend trains); compiled whole on JAX."""
+    import keras
+
+    from keras_indi.backend.compile import jit_concrete
+
+    images = np.asarray(images) if dtype is None else np.asarray(images, dtype)
+    with keras.device("cpu:0"):
+        out = jit_concrete(function)(keras.ops.convert_to_tensor(images), *args)
+        return keras.ops.convert_to_numpy(out).astype(images.dtype, copy=False)

@@ -8,6 +8,7 @@ from keras_indi.degradations.base import Degradation
 from keras_indi.degradations.base import check_value_or_range
 from keras_indi.degradations.base import sample_seeds
 from keras_indi.degradations.base import sample_value
+from keras_indi.degradations.common import numpy_call
 
 
 def _per_sample_normal(shape, seeds):
@@ -16,6 +17,12 @@ def _per_sample_normal(shape, seeds):
     for index, seed in enumerate(seeds):
         noise[index] = np.random.default_rng(int(seed)).standard_normal(shape[1:], dtype="float32")
     return noise
+
+
+def add_noise(clean, sigma, noise):
+    """``clean + sigma * noise`` with keras.ops, one `sigma` per image (or one for all)."""
+    sigma = keras.ops.reshape(keras.ops.cast(sigma, clean.dtype), (-1, 1, 1, 1))
+    return clean + sigma * keras.ops.cast(noise, clean.dtype)
 
 
 @keras_indi_export("keras_indi.degradations.AdditiveGaussianNoise")
@@ -54,21 +61,18 @@ class AdditiveGaussianNoise(Degradation):
 
     def apply(self, clean, parameters):
         noise = _per_sample_normal(clean.shape, parameters["noise_seed"])
-        sigma = np.asarray(parameters["sigma"], "float32").reshape(-1, 1, 1, 1)
-        return (clean + sigma * noise).astype("float32")
+        return numpy_call(add_noise, clean, np.asarray(parameters["sigma"], "float32"), noise)
 
     def backend_call(self, clean, seed_generator):
-        ops = keras.ops
-        batch_size = ops.shape(clean)[0]
+        batch_size = keras.ops.shape(clean)[0]
         if self.sigma is not None:
-            sigma = ops.convert_to_tensor(self.sigma, clean.dtype)
+            sigma = self.sigma
         else:
             sigma = keras.random.uniform(
                 (batch_size,), self.sigma_range[0], self.sigma_range[1], dtype="float32", seed=seed_generator
             )
-            sigma = ops.reshape(ops.cast(sigma, clean.dtype), (-1, 1, 1, 1))
-        noise = keras.random.normal(ops.shape(clean), dtype=clean.dtype, seed=seed_generator)
-        return clean + sigma * noise
+        noise = keras.random.normal(keras.ops.shape(clean), dtype=clean.dtype, seed=seed_generator)
+        return add_noise(clean, sigma, noise)
 
     def get_config(self):
         return {"sigma": self.sigma, "sigma_range": self.sigma_range, "seed": self.seed}

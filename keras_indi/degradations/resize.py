@@ -13,7 +13,7 @@ resampling matrix ``A`` built here exactly as MATLAB's ``contributions`` functio
   symmetrically (``1, ..., n, n, ..., 1``, i.e. the edge pixel is repeated) and their weights
   added.
 
-The same matrices run in NumPy and, as constants, with ``keras.ops.einsum`` on any backend.
+One keras.ops function, `resample`, applies the matrices in the NumPy and the layer forms.
 """
 
 import functools
@@ -25,6 +25,7 @@ import numpy as np
 
 from keras_indi.api_export import keras_indi_export
 from keras_indi.degradations.base import Degradation
+from keras_indi.degradations.common import numpy_call
 from keras_indi.utils.validation import check_positive_int
 
 
@@ -116,7 +117,8 @@ def imresize(image, scale=None, output_shape=None, antialiasing=True):
     """Resize images with MATLAB's ``imresize`` bicubic algorithm (antialiased when shrinking).
 
     Works on float images of any range: ``(height, width)``, ``(height, width, channels)`` or
-    ``(batch, height, width, channels)``. Computed in float64, returned in the input dtype.
+    ``(batch, height, width, channels)``. Computed by `resample` in float32 (float64 for float64
+    images, where the backend has float64: not JAX by default), returned in the input dtype.
     Unlike MATLAB on ``uint8`` images, nothing is rounded or clipped.
 
     Example:
@@ -157,14 +159,18 @@ def imresize(image, scale=None, output_shape=None, antialiasing=True):
         out_h, out_w = _pair(output_shape, "output_shape")
         matrix_h = imresize_matrix(height, output_length=out_h, antialiasing=antialiasing)
         matrix_w = imresize_matrix(width, output_length=out_w, antialiasing=antialiasing)
-    return _resize_with(image, matrix_h, matrix_w, axis_h).astype(image.dtype, copy=False)
+    batch = image.reshape((-1, height, width, image.shape[-1] if image.ndim > 2 else 1))
+    dtype = np.promote_types(image.dtype, "float32")
+    resized = numpy_call(resample, batch, matrix_h, matrix_w, dtype=dtype)
+    shape = image.shape[:axis_h] + resized.shape[1:3] + image.shape[axis_h + 2 :]
+    return resized.reshape(shape).astype(image.dtype, copy=False)
 
 
-def _resize_with(image, matrix_h, matrix_w, axis_h):
-    """Apply ``matrix_h`` along axis `axis_h` and ``matrix_w`` along the next, in float64."""
-    moved = np.moveaxis(image.astype("float64"), (axis_h, axis_h + 1), (-2, -1))
-    resized = matrix_h @ moved @ matrix_w.T
-    return np.moveaxis(resized, (-2, -1), (axis_h, axis_h + 1))
+def resample(images, matrix_h, matrix_w):
+    """``matrix_h`` along the height, ``matrix_w`` along the width of a (batch, h, w, c) tensor."""
+    dtype = keras.backend.standardize_dtype(images.dtype)
+    matrix_h, matrix_w = (keras.ops.convert_to_tensor(m.astype(dtype)) for m in (matrix_h, matrix_w))
+    return keras.ops.einsum("wv,bhvc->bhwc", matrix_w, keras.ops.einsum("ih,bhwc->biwc", matrix_h, images))
 
 
 @keras_indi_export(("keras_indi.degradations.BicubicDownsample", "keras_indi.degradations.SuperResolution"))
@@ -172,9 +178,9 @@ class BicubicDownsample(Degradation):
     """Super-resolution degradation: MATLAB bicubic downsampling by `factor`, then bicubic
     upsampling back to the input size (InDI needs inputs and outputs of the same size).
 
-    Both steps use `imresize` (scale ``1 / factor`` then ``factor``). The height and width must
-    be divisible by `factor`. Deterministic: the seed is accepted for a uniform interface only.
-    Also exported as ``SuperResolution``.
+    Both steps are `imresize`'s (scale ``1 / factor`` then ``factor``), run by `resample` in
+    both forms. The height and width must be divisible by `factor`. Deterministic: the seed is
+    accepted for a uniform interface only. Also exported as ``SuperResolution``.
 
     Example:
 
@@ -219,27 +225,16 @@ class BicubicDownsample(Degradation):
         )
 
     def apply(self, clean, parameters):
-        down_h, down_w, up_h, up_w = self.matrices(clean.shape[1], clean.shape[2])
-        low = _resize_with(clean, down_h, down_w, 1)
-        if self.clip:
-            low = np.clip(low, -1.0, 1.0)
-        degraded = _resize_with(low, up_h, up_w, 1)
-        if self.clip:
-            degraded = np.clip(degraded, -1.0, 1.0)
-        return degraded.astype("float32")
+        return numpy_call(self.backend_call, clean, None)
 
     def backend_call(self, clean, seed_generator):
-        ops = keras.ops
-        dtype = keras.backend.standardize_dtype(clean.dtype)
-        down_h, down_w, up_h, up_w = (
-            ops.convert_to_tensor(m.astype(dtype)) for m in self.matrices(clean.shape[1], clean.shape[2])
-        )
-        low = ops.einsum("wv,bhvc->bhwc", down_w, ops.einsum("ih,bhwc->biwc", down_h, clean))
+        down_h, down_w, up_h, up_w = self.matrices(clean.shape[1], clean.shape[2])
+        low = resample(clean, down_h, down_w)
         if self.clip:
-            low = ops.clip(low, -1.0, 1.0)
-        degraded = ops.einsum("wv,bhvc->bhwc", up_w, ops.einsum("ih,bhwc->biwc", up_h, low))
+            low = keras.ops.clip(low, -1.0, 1.0)
+        degraded = resample(low, up_h, up_w)
         if self.clip:
-            degraded = ops.clip(degraded, -1.0, 1.0)
+            degraded = keras.ops.clip(degraded, -1.0, 1.0)
         return degraded
 
     def get_config(self):
