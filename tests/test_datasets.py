@@ -18,8 +18,11 @@ from PIL import Image
 from keras_indi.datasets import (
     BUILTIN_IMAGE_NAMES,
     EXTRA_IMAGE_NAMES,
+    DatasetConfig,
     DeadLeaves,
+    ImageFolder,
     ImagePairs,
+    ImageSource,
     PairedPyDataset,
     build_task_datasets,
     builtin_images,
@@ -539,6 +542,128 @@ def test_pipeline_argument_errors(tmp_path, pair_folders):
     assert "img" in str(error.value)
     with pytest.raises(ValueError, match="take_arrays|num_batches"):
         take_arrays([], 0)
+
+
+# ---------------------------------------------------------------------------------------------
+# The options: one DatasetConfig; the sources: one ImageSource protocol.
+# ---------------------------------------------------------------------------------------------
+@agnostic
+def test_dataset_config_validates_normalizes_and_replaces():
+    import dataclasses
+
+    config = DatasetConfig(image_size=24, validation_fraction=None, flips=0, dead_leaves_kwargs=None)
+    assert config.image_size == (24, 24) and config.validation_fraction == 0.0
+    assert config.flips is False and config.dead_leaves_kwargs == {}
+    assert DatasetConfig() == DatasetConfig(image_size=(64, 64))  # normalized values compare equal
+    bad = {
+        "image_size": 0,
+        "batch_size": 0,
+        "seed": -1,
+        "validation_fraction": 1.0,
+        "steps_per_epoch": 2.5,
+        "validation_samples": True,
+        "scale": 0,
+        "channels": 2,
+        "degradation": "jpeg",
+        "output": "torch",
+        "degrade_on": "device",
+        "validation_split": 3,
+        "photo_probability": 1.5,
+        "shuffle_buffer": 0,
+        "workers": -1,
+    }
+    for name, value in bad.items():
+        with pytest.raises(ValueError, match=name):
+            DatasetConfig(**{name: value})
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        config.batch_size = 4
+    # replace: a new, checked config; the original is unchanged.
+    wider = dataclasses.replace(config, image_size=(16, 8), batch_size=4)
+    assert wider.image_size == (16, 8) and wider.batch_size == 4 and config.batch_size == 16
+    with pytest.raises(ValueError, match="batch_size"):
+        dataclasses.replace(config, batch_size=0)
+    # build_task_datasets: bad config, unknown keyword, keyword errors through the config.
+    with pytest.raises(ValueError, match="config"):
+        build_task_datasets(None, "builtin", {"image_size": 8})
+    with pytest.raises(TypeError, match="imag_size.*image_size"):
+        build_task_datasets(None, degradation=Darken(), imag_size=8)
+    with pytest.raises(ValueError, match="batch_size"):
+        build_task_datasets(None, config=DatasetConfig(degradation=Darken()), batch_size=-1)
+
+
+@agnostic
+@pytest.mark.parametrize("output", ["numpy", pytest.param("tf", marks=requires_tensorflow)])
+@pytest.mark.parametrize("source", ["builtin", "array"])
+def test_keywords_and_config_give_identical_datasets(output, source):
+    import dataclasses
+
+    if source == "array":
+        source = random_uint8(np.random.default_rng(14), (5, 30, 26, 3))
+    options = dict(
+        image_size=(16, 12), batch_size=3, steps_per_epoch=2, validation_samples=4, validation_fraction=0.4, seed=3
+    )
+    by_keywords = build_task_datasets(None, source=source, degradation=Darken(), output=output, **options)
+    config = DatasetConfig(degradation=Darken(), output=output, **options)
+    by_config = build_task_datasets(None, source, config)
+    # Keywords override the config's fields.
+    keywords = {field.name: getattr(config, field.name) for field in dataclasses.fields(config)}
+    overridden = build_task_datasets(None, source, DatasetConfig(batch_size=7, seed=9), **keywords)
+    # (Each training pipeline is read once: reading it again starts a new epoch.)
+    expected, *others = [[take_arrays(d, 2) for d in pipelines] for pipelines in (by_keywords, by_config, overridden)]
+    assert expected[0][0].shape == (6, 16, 12, 3) and expected[1][0].shape == (4, 16, 12, 3)
+    for arrays in others:
+        for pair, expected_pair in zip(arrays, expected):
+            for x, y in zip(pair, expected_pair):
+                np.testing.assert_array_equal(x, y)
+
+
+@agnostic
+def test_one_source_protocol(pair_folders, tmp_path):
+    low, high = pair_folders
+    pairs = paired_image_folder(low, high)
+    folder = ImageFolder(high)
+    for source in (pairs, folder, pairs.clean_images()):
+        assert isinstance(source, ImageSource) and not source.streaming
+    assert pairs.paired and not folder.paired and pairs.scale == 1
+    assert "img3.png" in pairs.describe(3) and pairs.materialize() is pairs
+    view = ImageSource.subset(folder, [4, 1])  # the generic view keeps the original names
+    assert len(view) == 2 and view.describe(0) == "item 4"
+    np.testing.assert_array_equal(view[1], folder[1])
+    assert isinstance(tfds_clean_source("mnist"), ImageSource) and tfds_clean_source("mnist").streaming
+    assert div2k_tfds().paired and div2k_tfds().clean_images().streaming
+
+    class Gray(ImageSource):
+        """A user-defined clean source: flat images."""
+
+        def __len__(self):
+            return 4
+
+        def __getitem__(self, index):
+            return np.full((20, 18, 3), index / 4 - 0.5, "float32")
+
+    train, val = build_task_datasets(
+        None, source=Gray(), degradation=Identity(), image_size=8, batch_size=2, output="numpy", validation_fraction=0.5
+    )
+    degraded, clean = take_arrays(train, 1)
+    assert clean.shape == (2, 8, 8, 3) and len(val) == 1
+    np.testing.assert_array_equal(degraded, clean)
+
+    class TinyPairs(ImageSource):
+        paired = True
+
+        def __len__(self):
+            return 2
+
+        def __getitem__(self, index):
+            return np.zeros((4, 4, 3), "float32"), np.zeros((4, 4, 3), "float32")
+
+        def clean_images(self):
+            return Gray()
+
+    with pytest.raises(ValueError, match="item [01] is too small"):
+        build_task_datasets(None, source=TinyPairs(), image_size=8, output="numpy", validation_fraction=0)[0][0]
+    with pytest.raises(TypeError, match="materialize"):
+        len(tfds_clean_source("mnist"))
 
 
 # ---------------------------------------------------------------------------------------------

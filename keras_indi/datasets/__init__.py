@@ -10,7 +10,9 @@ Quick start (offline, no download)::
     train, val = build_task_datasets("denoising", source="builtin", image_size=64)
     degraded, clean = take_arrays(val, num_batches=1)
 
-and the same with real pairs: ``source="gopro", data_dir="~/data/GOPRO_Large"``.
+and the same with real pairs: ``source="gopro", data_dir="~/data/GOPRO_Large"``. Every
+source is an `ImageSource` (folders, pairs, arrays, TFDS datasets); the options of the
+pipelines are the fields of one `DatasetConfig`, also accepted as keywords.
 """
 
 from keras_indi._lazy import attach
@@ -26,6 +28,7 @@ _NAMES = {
     "paired_image_folder": "folders",
     "IMAGE_EXTENSIONS": "image_io",
     "load_image": "image_io",
+    "DatasetConfig": "pipeline",
     "NAMED_SOURCES": "pipeline",
     "PairedPyDataset": "pipeline",
     "build_task_datasets": "pipeline",
@@ -34,6 +37,7 @@ _NAMES = {
     "BUILTIN_IMAGE_NAMES": "sources",
     "EXTRA_IMAGE_NAMES": "sources",
     "DeadLeaves": "sources",
+    "ImageSource": "sources",
     "builtin_images": "sources",
     "dead_leaves_images": "sources",
     "TFDSImages": "tfds_sources",
@@ -53,6 +57,7 @@ __all__ = [
     "build_task_datasets",
     "BUILTIN_IMAGE_NAMES",
     "builtin_images",
+    "DatasetConfig",
     "dead_leaves_images",
     "DeadLeaves",
     "div2k_pairs",
@@ -67,6 +72,7 @@ __all__ = [
     "IMAGE_EXTENSIONS",
     "ImageFolder",
     "ImagePairs",
+    "ImageSource",
     "load_image",
     "NAMED_SOURCES",
     "paired_crop",

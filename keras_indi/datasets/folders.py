@@ -1,7 +1,7 @@
 """Image folders: clean-only folders and (degraded, clean) pair folders (generic, GoPro, DPDD, DIV2K).
 
-All of them are lazy, random-access collections: ``len(pairs)`` and ``pairs[i]`` (decodes the
-files of item ``i``). Use them directly, or pass them as ``source=`` to
+All of them are lazy, random-access `ImageSource` objects: ``len(pairs)`` and ``pairs[i]``
+(decodes the files of item ``i``). Use them directly, or pass them as ``source=`` to
 `keras_indi.datasets.build_task_datasets`.
 """
 
@@ -12,6 +12,7 @@ import numpy as np
 
 from keras_indi.api_export import keras_indi_export
 from keras_indi.datasets.image_io import check_channels, list_image_files, load_image
+from keras_indi.datasets.sources import ImageSource, sizes_match
 
 _SHOW = 5  # how many offending names an error message lists
 
@@ -39,11 +40,6 @@ def _check_scale(scale):
     return int(scale)
 
 
-def sizes_match(input_size, target_size, scale):
-    """Same size (``scale=1``), or input = floor or ceil of target / scale on both axes."""
-    return all(input_size[k] in (target_size[k] // scale, -(-target_size[k] // scale)) for k in (0, 1))
-
-
 def _check_pair_sizes(input_path, input_size, target_path, target_size, scale):
     expected = (target_size[0] / scale, target_size[1] / scale)
     if not sizes_match(input_size, target_size, scale):
@@ -57,7 +53,7 @@ def _check_pair_sizes(input_path, input_size, target_path, target_size, scale):
 
 
 @keras_indi_export("keras_indi.datasets.ImageFolder")
-class ImageFolder:
+class ImageFolder(ImageSource):
     """A folder of clean images, decoded lazily: ``folder[i]`` is float32 (h, w, c) in [-1, 1].
 
     Combine it with a degradation to get synthetic pairs, e.g.
@@ -110,7 +106,7 @@ class ImageFolder:
 
 
 @keras_indi_export("keras_indi.datasets.ImagePairs")
-class ImagePairs:
+class ImagePairs(ImageSource):
     """Matched (degraded input, clean target) image files, decoded lazily.
 
     ``pairs[i]`` returns ``(degraded, clean)`` float32 arrays in [-1, 1]. With ``scale > 1``
@@ -129,6 +125,8 @@ class ImagePairs:
             mismatches (cheap: pixels are not decoded).
         cache: keep decoded images in memory after the first read.
     """
+
+    paired = True
 
     def __init__(
         self, input_paths, target_paths, scale=1, names=None, channels=3, check_sizes=True, cache=False
@@ -181,6 +179,10 @@ class ImagePairs:
             check_sizes=False,
             cache=self.cache,
         )
+
+    def describe(self, index):
+        files = f"{str(self.input_paths[index])!r}, {str(self.target_paths[index])!r}"
+        return f"Image pair {self.names[index]!r} ({files})"
 
     def clean_images(self):
         """The targets alone, as an `ImageFolder` (to use them with a synthetic degradation)."""

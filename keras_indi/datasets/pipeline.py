@@ -4,8 +4,12 @@ One sampler (NumPy) produces every batch from ``(seed, epoch, batch index)`` alo
 pipelines are reproducible, the ``tf.data`` and ``keras.utils.PyDataset`` outputs hold
 identical batches, and TensorFlow stays optional. With ``degrade_on="model"`` the training
 pipeline yields the clean crops only and the model degrades them on the device.
+
+Every source is an `ImageSource` (or a procedural one: "builtin", "dead_leaves", a
+`DeadLeaves`); every option of the pipelines is a field of one `DatasetConfig`.
 """
 
+import dataclasses
 import math
 import numbers
 import os
@@ -16,18 +20,12 @@ import keras
 import numpy as np
 
 from keras_indi.api_export import keras_indi_export
-from keras_indi.datasets import transforms
-from keras_indi.datasets.folders import (
-    ImageFolder,
-    ImagePairs,
-    div2k_pairs,
-    dpdd_pairs,
-    gopro_pairs,
-    sizes_match,
-)
+from keras_indi.datasets import tfds_sources, transforms
+from keras_indi.datasets.folders import ImageFolder, div2k_pairs, dpdd_pairs, gopro_pairs
 from keras_indi.datasets.image_io import check_channels, to_model_image
-from keras_indi.datasets.sources import (  # noqa: F401 (_ArrayImages, _ArrayPairs, apply_degradation: re-exported)
+from keras_indi.datasets.sources import (
     DeadLeaves,
+    ImageSource,
     _ArrayImages,
     _ArrayPairs,
     _builtin_images_cached,
@@ -65,65 +63,151 @@ def tensorflow_available():
 
 
 # ---------------------------------------------------------------------------------------------
-# Sources: what one item is made of.
+# The options.
 # ---------------------------------------------------------------------------------------------
-class _Finite:
-    """A finite, indexable source: clean images (synthetic pairs) or real pairs."""
+@keras_indi_export("keras_indi.datasets.DatasetConfig")
+@dataclasses.dataclass(frozen=True)
+class DatasetConfig:
+    """Every option of `build_task_datasets`, checked once (bad values raise a ValueError).
 
-    def __init__(self, items, paired, scale=1, describe=None):
-        self.items = items
-        self.paired = paired
-        self.scale = scale
-        self.describe = describe or (lambda index: f"item {index}")
+    `build_task_datasets` accepts the fields as keywords too: ``build_task_datasets(task,
+    source, image_size=128)`` is ``build_task_datasets(task, source,
+    DatasetConfig(image_size=128))``. A config is frozen: derive variants with
+    ``dataclasses.replace`` (which checks them again).
 
-    def __len__(self):
-        return len(self.items)
+    Example:
 
-    def subset(self, indices):
-        indices = list(indices)
-        base = self.describe
+    >>> import dataclasses
+    >>> config = DatasetConfig(image_size=32, batch_size=4, output="numpy")
+    >>> config.image_size
+    (32, 32)
+    >>> dataclasses.replace(config, batch_size=8).batch_size
+    8
+    >>> DatasetConfig(batch_size=0)
+    Traceback (most recent call last):
+    ...
+    ValueError: `batch_size` must be an integer >= 1. Received batch_size=0.
 
-        def describe(index):
-            return base(indices[index])
+    Attributes:
+        image_size: int or (height, width) of the crops (stored as a pair). Clean images
+            smaller than the crop are enlarged (bicubic) first; pairs smaller than the crop
+            raise an error.
+        batch_size: batch size.
+        seed: int; the same seed gives the same batches (for both outputs).
+        validation_fraction: fraction of a finite source's images held out for validation
+            (0 or None: no validation pipeline, None is returned). Ignored when an official
+            held-out split is used (see `validation_split`).
+        data_dir: dataset folder for "gopro"/"dpdd"/"div2k", or TFDS data_dir.
+        degradation: a ``keras_indi.degradations.Degradation`` (or callable
+            ``f(batch, seed=...)``) overriding the task's default; with a paired source its
+            clean targets are degraded instead of using the real inputs.
+        output: "auto" (``tf.data.Dataset`` when TensorFlow imports, else PyDataset), "tf"
+            or "numpy" (`PairedPyDataset`, a ``keras.utils.PyDataset``).
+        steps_per_epoch: training batches per epoch. Default: one pass over a finite source
+            (``ceil(n / batch_size)``), 50 for procedural sources ("builtin", "dead_leaves").
+            Do not pass ``steps_per_epoch`` to ``fit`` as well.
+        validation_samples: number of validation crops. Default: one per held-out image
+            (a larger number takes several fixed crops per image, a smaller one keeps the
+            first images); ``4 * batch_size`` for procedural sources.
+        validation_split: "auto" uses the official held-out split of GoPro ("test"), DPDD
+            ("val") and DIV2K ("validation"/"valid"); None always holds out
+            `validation_fraction` of the training split instead; or a split name of a TFDS
+            source.
+        split: training split of a named/TFDS source (default "train").
+        channels: 3 (RGB) or 1.
+        flips: random flips for training.
+        scale: input downscaling factor of DIV2K / list-of-pairs sources (default 4 for DIV2K).
+        manual_dir: TFDS manual download folder (GoPro zip, DIV2K zips) for offline preparation.
+        image_key: image feature of a TFDS clean source.
+        cache_images: keep decoded images in memory (finite folder sources).
+        photo_probability: "builtin" only: probability that a crop comes from a photograph.
+        dead_leaves_kwargs: extra `DeadLeaves` arguments (radii, ...) for procedural sources.
+        max_examples: TFDS sources: read at most this many examples per split. With
+            ``output="numpy"`` a TFDS split is decoded into memory (``output="tf"`` streams it).
+        shuffle_buffer: TFDS sources with ``output="tf"``: shuffle buffer (examples).
+        workers: PyDataset workers for ``output="numpy"`` (threads, or processes with
+            `use_multiprocessing`).
+        use_multiprocessing: ``output="numpy"``: run the `workers` in processes rather than
+            threads (NumPy degradations hold the GIL part of the time).
+        degrade_on: "pipeline" (default): training batches are ``(degraded, clean)`` pairs
+            degraded in NumPy on the host. "model": training batches are the clean crops
+            only, for an `InDIModel` given the same degradation (see `build_task_datasets`);
+            the pipeline raises a ValueError for real pairs and for degradations without a
+            layer form.
+    """
 
-        return _Finite(self.items.subset(indices), self.paired, self.scale, describe)
+    image_size: "int | tuple[int, int]" = 64
+    batch_size: int = 16
+    seed: int = 0
+    validation_fraction: "float | None" = 0.1
+    data_dir: "str | os.PathLike | None" = None
+    degradation: "Callable | None" = None
+    output: str = "auto"
+    steps_per_epoch: "int | None" = None
+    validation_samples: "int | None" = None
+    validation_split: "str | None" = "auto"
+    split: "str | None" = None
+    channels: int = 3
+    flips: bool = True
+    scale: "int | None" = None
+    manual_dir: "str | os.PathLike | None" = None
+    image_key: str = "image"
+    cache_images: bool = False
+    photo_probability: float = 0.5
+    dead_leaves_kwargs: "dict | None" = None
+    max_examples: "int | None" = None
+    shuffle_buffer: int = 256
+    workers: int = 1
+    use_multiprocessing: bool = False
+    degrade_on: str = "pipeline"
 
-    def crop(self, index, size, rng, flips):
-        if not self.paired:
-            clean = self.items[index]
-            return None, transforms.crop_clean(clean, size, rng=rng, flips=flips)
-        degraded, clean = self.items[index]
-        scale = self.scale
-        need = (size[0] // scale, size[1] // scale)
-        if (
-            degraded.shape[0] < need[0]
-            or degraded.shape[1] < need[1]
-            or clean.shape[0] < size[0]
-            or clean.shape[1] < size[1]
-        ):
+    def __post_init__(self):
+        def store(name, value):
+            object.__setattr__(self, name, value)
+
+        store("image_size", _check_size(self.image_size, "image_size"))
+        store("batch_size", _check_int(self.batch_size, "batch_size"))
+        if not isinstance(self.seed, numbers.Integral) or isinstance(self.seed, bool) or self.seed < 0:
+            raise ValueError(f"`seed` must be a non-negative int. Received seed={self.seed!r}.")
+        store("seed", int(self.seed))
+        fraction = 0.0 if self.validation_fraction is None else self.validation_fraction
+        if not isinstance(fraction, numbers.Real) or not 0.0 <= fraction < 1.0:
             raise ValueError(
-                f"{self.describe(index)} is too small for `image_size` {size}: target "
-                f"{clean.shape[0]}x{clean.shape[1]}, input {degraded.shape[0]}x{degraded.shape[1]}"
-                f"{f' (scale {scale})' if scale > 1 else ''}. Use a smaller `image_size` or remove this pair."
+                f"`validation_fraction` must be in [0, 1). Received validation_fraction={fraction!r}."
             )
-        return transforms.align_pair(degraded, clean, size, scale=scale, rng=rng, flips=flips)
+        store("validation_fraction", fraction)
+        for name in ("steps_per_epoch", "validation_samples", "scale", "max_examples"):
+            if getattr(self, name) is not None:
+                store(name, _check_int(getattr(self, name), name))
+        store("channels", check_channels(self.channels))
+        if self.degradation is not None and not callable(self.degradation):
+            raise ValueError(
+                "`degradation` must be a keras_indi.degradations.Degradation (or a callable "
+                f"`f(clean_batch, seed=...) -> degraded_batch`). Received {self.degradation!r}."
+            )
+        if self.output not in ("auto", "tf", "numpy"):
+            raise ValueError(f"`output` must be 'auto', 'tf' or 'numpy'. Received output={self.output!r}.")
+        if self.degrade_on not in DEGRADE_ON:
+            raise ValueError(
+                f"`degrade_on` must be one of {list(DEGRADE_ON)}. Received degrade_on={self.degrade_on!r}."
+            )
+        if self.validation_split is not None and not isinstance(self.validation_split, str):
+            raise ValueError(
+                "`validation_split` must be 'auto', None or a split name. "
+                f"Received validation_split={self.validation_split!r}."
+            )
+        if not isinstance(self.photo_probability, numbers.Real) or not 0 <= self.photo_probability <= 1:
+            raise ValueError(
+                f"`photo_probability` must be in [0, 1]. Received photo_probability={self.photo_probability!r}."
+            )
+        store("shuffle_buffer", _check_int(self.shuffle_buffer, "shuffle_buffer"))
+        store("workers", _check_int(self.workers, "workers", minimum=0))
+        store("dead_leaves_kwargs", dict(self.dead_leaves_kwargs or {}))
+        for name in ("flips", "cache_images", "use_multiprocessing"):
+            store(name, bool(getattr(self, name)))
 
 
-class _Procedural:
-    """Infinite clean crops: dead leaves, optionally mixed with a few photographs."""
-
-    def __init__(self, photos=(), photo_probability=0.5, channels=3, dead_leaves_kwargs=None):
-        self.photos = list(photos)
-        self.photo_probability = photo_probability if self.photos else 0.0
-        self.leaves = DeadLeaves(channels=channels, **(dead_leaves_kwargs or {}))
-        self.paired = False
-        self.scale = 1
-
-    def crop(self, index, size, rng, flips):
-        if self.photo_probability and rng.random() < self.photo_probability:
-            photo = self.photos[int(rng.integers(len(self.photos)))]
-            return None, transforms.crop_clean(photo, size, rng=rng, flips=flips)
-        return None, self.leaves.generate(rng, size)
+_OPTIONS = tuple(field.name for field in dataclasses.fields(DatasetConfig))
 
 
 def _split_indices(n, validation_fraction, seed, what):
@@ -140,8 +224,25 @@ def _split_indices(n, validation_fraction, seed, what):
 
 
 # ---------------------------------------------------------------------------------------------
-# The sampler: (epoch, batch index) -> (degraded, clean) batch, in NumPy.
+# Procedural sources and the sampler: (epoch, batch index) -> (degraded, clean) batch, in NumPy.
 # ---------------------------------------------------------------------------------------------
+class _Procedural:
+    """Infinite clean crops: dead leaves, optionally mixed with a few photographs."""
+
+    paired = False
+
+    def __init__(self, photos, config):
+        self.photos = list(photos)
+        self.photo_probability = config.photo_probability if self.photos else 0.0
+        self.leaves = DeadLeaves(channels=config.channels, **config.dead_leaves_kwargs)
+
+    def crop(self, index, size, rng, flips):
+        if self.photo_probability and rng.random() < self.photo_probability:
+            photo = self.photos[int(rng.integers(len(self.photos)))]
+            return None, transforms.crop_clean(photo, size, rng=rng, flips=flips)
+        return None, self.leaves.generate(rng, size)
+
+
 class PairSampler:
     """Deterministic batch factory shared by the tf.data and PyDataset outputs.
 
@@ -150,39 +251,27 @@ class PairSampler:
     a per-epoch permutation. The batch degradation seed comes from ``(seed, e, batch index)``.
     Validation ignores the epoch and never flips: every pass yields the same batches.
     With ``clean_only=True`` a batch is the clean crops alone (the same crops as with
-    ``clean_only=False``), for a model that degrades them itself.
+    ``clean_only=False``), for a model that degrades them itself. The crop size, batch size,
+    seed, flips and degradation (None: real pairs) come from `config`, a `DatasetConfig`.
     """
 
-    def __init__(
-        self,
-        source,
-        image_size,
-        batch_size,
-        seed,
-        training,
-        degradation=None,
-        num_batches=None,
-        num_samples=None,
-        flips=True,
-        clean_only=False,
-    ):
+    def __init__(self, source, config, training, num_batches=None, num_samples=None, clean_only=False):
         self.source = source
-        self.image_size = image_size
-        self.batch_size = batch_size
-        self.seed = seed
+        self.image_size = config.image_size
+        self.batch_size = config.batch_size
+        self.seed = config.seed
         self.training = training
-        self.degradation = degradation
-        self.flips = bool(flips) and training
+        self.degradation = config.degradation
+        self.flips = config.flips and training
         self.clean_only = bool(clean_only)
         self.epoch = 0
-        finite = isinstance(source, _Finite)
         if training:
             self.num_batches = num_batches
-            self.num_samples = num_batches * batch_size
+            self.num_samples = num_batches * self.batch_size
         else:
             self.num_samples = num_samples
-            self.num_batches = math.ceil(num_samples / batch_size)
-        self._finite = finite
+            self.num_batches = math.ceil(num_samples / self.batch_size)
+        self._finite = isinstance(source, ImageSource)
         self._orders = {}
 
     def _item(self, epoch, sample):
@@ -311,8 +400,6 @@ def _tf_dataset(sampler, channels):
 
 
 def _resolve_output(output):
-    if output not in ("auto", "tf", "numpy"):
-        raise ValueError(f"`output` must be 'auto', 'tf' or 'numpy'. Received output={output!r}.")
     if output == "auto":
         return "tf" if tensorflow_available() else "numpy"
     if output == "tf" and not tensorflow_available():
@@ -345,40 +432,25 @@ def _known_tasks():
     return tuple(TASKS)
 
 
-def _check_degradation(degradation):
-    if degradation is None:
-        return None
-    if not callable(degradation):
-        raise ValueError(
-            "`degradation` must be a keras_indi.degradations.Degradation (or a callable "
-            f"`f(clean_batch, seed=...) -> degraded_batch`). Received {degradation!r}."
-        )
-    return degradation
-
-
-def _resolve_source(source, data_dir, split, channels, cache_images, scale, manual_dir, image_key):
+def _resolve_source(source, config):
     """Return ``(train_source, official_validation_source or None)``.
 
-    Sources are `_Finite` objects, "builtin" / "dead_leaves" / a `DeadLeaves` (procedural), or
-    TFDS source objects. The validation source is an official held-out split (GoPro "test",
-    DPDD "val", DIV2K "valid"); None means: hold out `validation_fraction` of the training items."""
-    from keras_indi.datasets import tfds_sources
-
-    if isinstance(source, (str, os.PathLike)) and not isinstance(source, str):
+    Sources are `ImageSource` objects (TFDS ones included), or "builtin" / "dead_leaves" / a
+    `DeadLeaves` (procedural). The validation source is an official held-out split (GoPro
+    "test", DPDD "val", DIV2K "valid"); None means: hold out `validation_fraction` of the
+    training items."""
+    channels = config.channels
+    if isinstance(source, os.PathLike):
         source = os.fspath(source)
     if isinstance(source, str):
         name = source
-        if name == "builtin":
-            return "builtin", None
-        if name == "dead_leaves":
-            return "dead_leaves", None
+        if name in ("builtin", "dead_leaves"):
+            return name, None
         if name in ("gopro", "dpdd", "div2k"):
-            return _named_paired(name, data_dir, split, channels, cache_images, scale, manual_dir)
+            return _named_paired(name, config)
         path = pathlib.Path(name).expanduser()
         if path.is_dir():
-            return _Finite(
-                ImageFolder(path, recursive=True, channels=channels, cache=cache_images), False
-            ), None
+            return ImageFolder(path, recursive=True, channels=channels, cache=config.cache_images), None
         if name.startswith("tfds:") or _TFDS_NAME.match(name):
             tfds_name = name[5:] if name.startswith("tfds:") else name
             if not tensorflow_available():
@@ -387,7 +459,7 @@ def _resolve_source(source, data_dir, split, channels, cache_images, scale, manu
                     "needs tensorflow and tensorflow-datasets, which are not installed."
                 )
             return tfds_sources.tfds_clean_source(
-                tfds_name, split=split or "train", image_key=image_key, data_dir=data_dir
+                tfds_name, split=config.split or "train", image_key=config.image_key, data_dir=config.data_dir
             ), None
         raise ValueError(
             f"`source={name!r}` is neither one of {NAMED_SOURCES}, an existing folder, nor a TFDS "
@@ -408,140 +480,90 @@ def _resolve_source(source, data_dir, split, channels, cache_images, scale, manu
         if np.issubdtype(images.dtype, np.floating):
             # Check the value range now rather than at the first batch.
             to_model_image(np.array([[images.min(), images.max()]]), channels, what="`source` array")
-        return _Finite(_ArrayImages(images, channels, what="`source`"), False), None
+        return _ArrayImages(images, channels, what="`source`"), None
     if isinstance(source, (list, tuple)):
         if not source:
             raise ValueError("`source` is an empty list.")
         if all(isinstance(item, tuple) and len(item) == 2 for item in source):
-            return _Finite(_ArrayPairs(list(source), scale or 1, channels), True, scale or 1), None
-        return _Finite(_ArrayImages([np.asarray(s) for s in source], channels), False), None
-    if isinstance(source, ImagePairs):
-        return _image_pairs(source), None
-    if isinstance(source, ImageFolder):
-        return _Finite(source, False), None
-    if isinstance(source, DeadLeaves):
-        return source, None
-    if isinstance(source, (tfds_sources.TFDSImages, tfds_sources.TFDSPairs)):
+            return _ArrayPairs(list(source), config.scale or 1, channels), None
+        return _ArrayImages([np.asarray(s) for s in source], channels), None
+    if isinstance(source, (ImageSource, DeadLeaves)):
         return source, None
     raise ValueError(
         f"Unsupported `source` of type {type(source).__name__}. Use one of {NAMED_SOURCES}, a folder path, "
-        "a NumPy array, a TFDS name, ImagePairs/ImageFolder/DeadLeaves or a TFDS source object."
+        "a NumPy array, a TFDS name, ImagePairs/ImageFolder/DeadLeaves, a TFDS source object or "
+        "another ImageSource."
     )
 
 
-def _image_pairs(pairs):
-    def describe(index, pairs=pairs):
-        files = f"{str(pairs.input_paths[index])!r}, {str(pairs.target_paths[index])!r}"
-        return f"Image pair {pairs.names[index]!r} ({files})"
-
-    return _Finite(pairs, True, pairs.scale, describe)
-
-
-def _named_paired(name, data_dir, split, channels, cache, scale, manual_dir):
+def _named_paired(name, config):
     """Train and official validation sources of GoPro / DPDD / DIV2K."""
-    from keras_indi.datasets import tfds_sources
+    split = config.split or "train"
+    data_dir, manual_dir, channels, cache = config.data_dir, config.manual_dir, config.channels, config.cache_images
+
+    def with_validation(make, validation_split):
+        return make(split), (make(validation_split) if split == "train" else None)
 
     if name == "dpdd":
         if data_dir is None:
             raise ValueError("`source='dpdd'` needs `data_dir`: the extracted dd_dp_dataset_png folder.")
-        train = dpdd_pairs(data_dir, split or "train", channels=channels, cache=cache)
-        val = (
-            dpdd_pairs(data_dir, "val", channels=channels, cache=cache)
-            if (split or "train") == "train"
-            else None
-        )
-        return _image_pairs(train), (_image_pairs(val) if val is not None else None)
+        return with_validation(lambda s: dpdd_pairs(data_dir, s, channels=channels, cache=cache), "val")
     root = pathlib.Path(os.fspath(data_dir)).expanduser() if data_dir is not None else None
     if name == "gopro":
-        layout = root is not None and (
-            (root / "train").is_dir() or (root / "test").is_dir() or (root / "GOPRO_Large").is_dir()
+        if root is not None and any((root / sub).is_dir() for sub in ("train", "test", "GOPRO_Large")):
+            return with_validation(lambda s: gopro_pairs(root, s, channels=channels, cache=cache), "test")
+        return with_validation(
+            lambda s: tfds_sources.gopro_tfds(s, data_dir=data_dir, manual_dir=manual_dir), "test"
         )
-        if layout:
-            train = gopro_pairs(root, split or "train", channels=channels, cache=cache)
-            val = (
-                gopro_pairs(root, "test", channels=channels, cache=cache)
-                if (split or "train") == "train"
-                else None
-            )
-            return _image_pairs(train), (_image_pairs(val) if val is not None else None)
-        train = tfds_sources.gopro_tfds(split or "train", data_dir=data_dir, manual_dir=manual_dir)
-        val = (
-            tfds_sources.gopro_tfds("test", data_dir=data_dir, manual_dir=manual_dir)
-            if (split or "train") == "train"
-            else None
-        )
-        return train, val
     # div2k
-    scale = scale or 4
-    if (
-        root is not None
-        and (root / "DIV2K_train_HR").is_dir()
-        or (root is not None and (root / "DIV2K_valid_HR").is_dir())
-    ):
-        train = div2k_pairs(root, split or "train", scale=scale, channels=channels, cache=cache)
-        val = (
-            div2k_pairs(root, "valid", scale=scale, channels=channels, cache=cache)
-            if (split or "train") == "train"
-            else None
+    scale = config.scale or 4
+    if root is not None and any((root / sub).is_dir() for sub in ("DIV2K_train_HR", "DIV2K_valid_HR")):
+        return with_validation(
+            lambda s: div2k_pairs(root, s, scale=scale, channels=channels, cache=cache), "valid"
         )
-        return _image_pairs(train), (_image_pairs(val) if val is not None else None)
-    config = f"bicubic_x{scale}"
-    train = tfds_sources.div2k_tfds(config, split=split or "train", data_dir=data_dir, manual_dir=manual_dir)
-    val = (
-        tfds_sources.div2k_tfds(config, split="validation", data_dir=data_dir, manual_dir=manual_dir)
-        if (split or "train") == "train"
-        else None
+    return with_validation(
+        lambda s: tfds_sources.div2k_tfds(f"bicubic_x{scale}", split=s, data_dir=data_dir, manual_dir=manual_dir),
+        "validation",
     )
-    return train, val
 
 
-def _as_clean(source):
-    """The clean side of a paired source (for synthetic degradations)."""
-    from keras_indi.datasets import tfds_sources
+def _procedural_sources(source, config):
+    """``(train, validation or None, config)`` for "builtin", "dead_leaves" or a `DeadLeaves`
+    (whose radii and channels are used)."""
+    photos_train = photos_val = []
+    if isinstance(source, DeadLeaves):
+        leaves = source.get_config()
+        for name in ("image_size", "seed"):
+            leaves.pop(name)
+        config = dataclasses.replace(
+            config, channels=leaves.pop("channels"), dead_leaves_kwargs={**leaves, **config.dead_leaves_kwargs}
+        )
+    elif source == "builtin":
+        photos = _builtin_images_cached(None, config.channels)
+        train_idx, val_idx = _split_indices(
+            len(photos), config.validation_fraction, config.seed, "The built-in photo set"
+        )
+        photos_train = [photos[i] for i in train_idx]
+        photos_val = [photos[i] for i in val_idx] or photos_train
+    validation = _Procedural(photos_val, config) if config.validation_fraction else None
+    return _Procedural(photos_train, config), validation, config
 
-    if source is None:
-        return None
-    if isinstance(source, _Finite):
-        if not source.paired:
-            return source
-        return _Finite(source.items.clean_images(), False)
-    if isinstance(source, tfds_sources.TFDSPairs):
-        return source.clean_images()
-    return source
+
+def _finite_sources(train, official_val, config):
+    """``(train, validation or None)``: the official validation split, or a held-out part."""
+    if official_val is not None:
+        return train, official_val
+    train_idx, val_idx = _split_indices(len(train), config.validation_fraction, config.seed, "`source`")
+    if not val_idx:
+        return train, None
+    return train.subset(train_idx), train.subset(val_idx)
 
 
 # ---------------------------------------------------------------------------------------------
 # The entry point.
 # ---------------------------------------------------------------------------------------------
 @keras_indi_export("keras_indi.datasets.build_task_datasets")
-def build_task_datasets(
-    task=None,
-    source="builtin",
-    image_size=64,
-    batch_size=16,
-    seed=0,
-    validation_fraction=0.1,
-    data_dir=None,
-    degradation=None,
-    output="auto",
-    steps_per_epoch=None,
-    validation_samples=None,
-    validation_split="auto",
-    split=None,
-    channels=3,
-    flips=True,
-    scale=None,
-    manual_dir=None,
-    image_key="image",
-    cache_images=False,
-    photo_probability=0.5,
-    dead_leaves_kwargs=None,
-    max_examples=None,
-    shuffle_buffer=256,
-    workers=1,
-    use_multiprocessing=False,
-    degrade_on="pipeline",
-):
+def build_task_datasets(task=None, source="builtin", config=None, **options):
     """Training and validation pipelines of ``(degraded, clean)`` batches for an InDI task.
 
     Batches are float32 ``(batch_size, image_size, image_size, channels)`` in [-1, 1]
@@ -601,54 +623,21 @@ def build_task_datasets(
     and "super_resolution". JPEG and motion blur run in NumPy only, and real pairs (GoPro,
     DPDD, DIV2K for their own task) have no synthetic degradation: use ``"pipeline"`` there.
 
+    Options (crop size, batch size, seed, validation, output, ...) are the fields of a
+    `DatasetConfig`, given as one `config` or as keywords (which override `config`'s)::
+
+        config = DatasetConfig(image_size=128, batch_size=8, seed=1)
+        train, val = build_task_datasets("jpeg", "div2k", config, data_dir="~/data/DIV2K")
+
     Args:
         task: one of ``keras_indi.degradations.TASKS`` (its default degradation comes from
             ``get_task_degradation(task, seed=seed)``), or None with a paired source or an
             explicit `degradation`.
-        source: see above.
-        image_size: int or (height, width) of the crops. Clean images smaller than the crop
-            are enlarged (bicubic) first; pairs smaller than the crop raise an error.
-        batch_size: batch size.
-        seed: int; the same seed gives the same batches (for both outputs).
-        validation_fraction: fraction of a finite source's images held out for validation
-            (0: no validation pipeline, None is returned). Ignored when an official held-out
-            split is used (see `validation_split`).
-        data_dir: dataset folder for "gopro"/"dpdd"/"div2k", or TFDS data_dir.
-        degradation: a ``keras_indi.degradations.Degradation`` (or callable
-            ``f(batch, seed=...)``) overriding the task's default; with a paired source its
-            clean targets are degraded instead of using the real inputs.
-        output: "auto" (``tf.data.Dataset`` when TensorFlow imports, else PyDataset), "tf"
-            or "numpy" (`PairedPyDataset`, a ``keras.utils.PyDataset``).
-        steps_per_epoch: training batches per epoch. Default: one pass over a finite source
-            (``ceil(n / batch_size)``), 50 for procedural sources ("builtin", "dead_leaves").
-            Do not pass ``steps_per_epoch`` to ``fit`` as well.
-        validation_samples: number of validation crops. Default: one per held-out image
-            (a larger number takes several fixed crops per image, a smaller one keeps the
-            first images); ``4 * batch_size`` for procedural sources.
-        validation_split: "auto" uses the official held-out split of GoPro ("test"), DPDD
-            ("val") and DIV2K ("validation"/"valid"); None always holds out
-            `validation_fraction` of the training split instead; or a split name of a TFDS
-            source.
-        split: training split of a named/TFDS source (default "train").
-        channels: 3 (RGB) or 1.
-        flips: random flips for training.
-        scale: input downscaling factor of DIV2K / list-of-pairs sources (default 4 for DIV2K).
-        manual_dir: TFDS manual download folder (GoPro zip, DIV2K zips) for offline preparation.
-        image_key: image feature of a TFDS clean source.
-        cache_images: keep decoded images in memory (finite folder sources).
-        photo_probability: "builtin" only: probability that a crop comes from a photograph.
-        dead_leaves_kwargs: extra `DeadLeaves` arguments (radii, ...) for procedural sources.
-        max_examples: TFDS sources: read at most this many examples per split. With
-            ``output="numpy"`` a TFDS split is decoded into memory (``output="tf"`` streams it).
-        shuffle_buffer: TFDS sources with ``output="tf"``: shuffle buffer (examples).
-        workers: PyDataset workers for ``output="numpy"`` (threads, or processes with
-            `use_multiprocessing`).
-        use_multiprocessing: ``output="numpy"``: run the `workers` in processes rather than
-            threads (NumPy degradations hold the GIL part of the time).
-        degrade_on: "pipeline" (default): training batches are ``(degraded, clean)`` pairs
-            degraded in NumPy on the host. "model": training batches are the clean crops
-            only, for an `InDIModel` given the same degradation (see above); raises a
-            ValueError for real pairs and for degradations without a layer form.
+        source: see above; any `ImageSource` works too.
+        config: a `DatasetConfig`, or None for the defaults.
+        **options: `DatasetConfig` fields (``image_size=``, ``batch_size=``, ``seed=``,
+            ``validation_fraction=``, ``data_dir=``, ``degradation=``, ``output=``,
+            ``steps_per_epoch=``, ``degrade_on=``, ...) overriding those of `config`.
 
     Returns:
         ``(train, validation)``: two ``tf.data.Dataset`` or two `PairedPyDataset`
@@ -657,163 +646,92 @@ def build_task_datasets(
         The pipelines shuffle themselves: ``fit(train, ..., shuffle=False)`` avoids Keras'
         warning that its ``shuffle`` is ignored for a ``tf.data.Dataset``.
     """
-    known = _known_tasks()
-    if isinstance(task, str):
-        task = task.strip().lower().replace("-", "_").replace(" ", "_")
-    if task is not None and task not in known:
-        raise ValueError(f"`task` must be one of {list(known)} or None. Received task={task!r}.")
-    image_size = _check_size(image_size, "image_size")
-    batch_size = _check_int(batch_size, "batch_size")
-    if not isinstance(seed, numbers.Integral) or isinstance(seed, bool) or seed < 0:
-        raise ValueError(f"`seed` must be a non-negative int. Received seed={seed!r}.")
-    seed = int(seed)
-    if validation_fraction is None:
-        validation_fraction = 0.0
-    if not isinstance(validation_fraction, numbers.Real) or not 0.0 <= validation_fraction < 1.0:
-        raise ValueError(
-            f"`validation_fraction` must be in [0, 1). Received validation_fraction={validation_fraction!r}."
+    task = _check_task(task)
+    unknown = sorted(set(options) - set(_OPTIONS))
+    if unknown:
+        raise TypeError(
+            f"build_task_datasets() got unexpected keyword argument(s) {unknown}. The options are "
+            f"the fields of DatasetConfig: {list(_OPTIONS)}."
         )
-    if steps_per_epoch is not None:
-        steps_per_epoch = _check_int(steps_per_epoch, "steps_per_epoch")
-    if validation_samples is not None:
-        validation_samples = _check_int(validation_samples, "validation_samples")
-    if scale is not None:
-        scale = _check_int(scale, "scale")
-    channels = check_channels(channels)
-    degradation = _check_degradation(degradation)
-    if degrade_on not in DEGRADE_ON:
-        raise ValueError(
-            f"`degrade_on` must be one of {list(DEGRADE_ON)}. Received degrade_on={degrade_on!r}."
-        )
-    output = _resolve_output(output)
-    dead_leaves_kwargs = dict(dead_leaves_kwargs or {})
+    if config is None:
+        config = DatasetConfig(**options)
+    elif not isinstance(config, DatasetConfig):
+        raise ValueError(f"`config` must be a DatasetConfig or None. Received config={config!r}.")
+    elif options:
+        config = dataclasses.replace(config, **options)
+    output = _resolve_output(config.output)
     named = source if isinstance(source, str) and source in NAMED_SOURCES else None
 
-    train_source, official_val = _resolve_source(
-        source, data_dir, split, channels, cache_images, scale, manual_dir, image_key
-    )
-    if validation_split is None:
+    train_source, official_val = _resolve_source(source, config)
+    if config.validation_split is None:
         official_val = None
-    elif validation_split != "auto":
-        official_val = _tfds_split(train_source, validation_split)
+    elif config.validation_split != "auto":
+        official_val = _tfds_split(train_source, config.validation_split)
 
     # Real pairs or synthetic ones?
     paired = getattr(train_source, "paired", False)
+    degradation = config.degradation
     use_real_pairs = (
         paired and degradation is None and (task is None or NATIVE_TASKS.get(named) in (None, task))
     )
     if paired and not use_real_pairs:
-        train_source, official_val = _as_clean(train_source), _as_clean(official_val)
+        train_source = train_source.clean_images()
+        official_val = None if official_val is None else official_val.clean_images()
     if not use_real_pairs and degradation is None:
         if task is None:
             raise ValueError(
                 "This source holds clean images only: pass a `task` (its default degradation is used) "
                 "or a `degradation`."
             )
-        degradation = _task_degradation(task, seed)
-    clean_only = degrade_on == "model"
+        config = dataclasses.replace(config, degradation=_task_degradation(task, config.seed))
+    clean_only = config.degrade_on == "model"
     if clean_only:
-        _check_degrade_on_model(use_real_pairs, degradation, task, named)
+        _check_degrade_on_model(use_real_pairs, config.degradation, task, named)
 
-    from keras_indi.datasets import tfds_sources
-
-    if isinstance(train_source, (tfds_sources.TFDSImages, tfds_sources.TFDSPairs)):
-        if official_val is None and validation_fraction:
-            train_source, official_val = train_source.split_fraction(validation_fraction)
+    if getattr(train_source, "streaming", False):
+        if official_val is None and config.validation_fraction:
+            train_source, official_val = train_source.split_fraction(config.validation_fraction)
         if output == "tf":
-            arguments = (
-                image_size,
-                batch_size,
-                seed,
-                degradation,
-                steps_per_epoch,
-                validation_samples,
-                flips,
-                channels,
-                max_examples,
-                shuffle_buffer,
-            )
             if not clean_only:
-                return tfds_sources.tfds_pipelines(train_source, official_val, *arguments)
+                return tfds_sources.tfds_pipelines(train_source, official_val, config)
             # Same crops as with degrade_on="pipeline": a no-op degradation, then keep the clean.
-            no_degradation = _replace(arguments, 3, _no_degradation)
-            train, _ = tfds_sources.tfds_pipelines(train_source, None, *no_degradation)
+            no_degradation = dataclasses.replace(config, degradation=_no_degradation)
+            train, _ = tfds_sources.tfds_pipelines(train_source, None, no_degradation)
             val = None
             if official_val is not None:
-                _, val = tfds_sources.tfds_pipelines(train_source, official_val, *arguments)
+                _, val = tfds_sources.tfds_pipelines(train_source, official_val, config)
             return train.map(lambda degraded, clean: clean), val
-        train_source = _Finite(*train_source.materialize(max_examples, channels))
+        train_source = train_source.materialize(config.max_examples, config.channels)
         if official_val is not None:
-            official_val = _Finite(*official_val.materialize(max_examples, channels))
+            official_val = official_val.materialize(config.max_examples, config.channels)
 
-    # Procedural sources.
-    if train_source in ("builtin", "dead_leaves") or isinstance(train_source, DeadLeaves):
-        if isinstance(train_source, DeadLeaves):
-            config = train_source.get_config()
-            config.pop("image_size")
-            config.pop("seed")
-            channels = config.pop("channels")
-            dead_leaves_kwargs = {**config, **dead_leaves_kwargs}
-            photos_train = photos_val = []
-        elif train_source == "builtin":
-            photos = _builtin_images_cached(None, channels)
-            train_idx, val_idx = _split_indices(
-                len(photos), validation_fraction, seed, "The built-in photo set"
-            )
-            photos_train = [photos[i] for i in train_idx]
-            photos_val = [photos[i] for i in val_idx] or photos_train
-        else:
-            photos_train = photos_val = []
-        train_source = _Procedural(photos_train, photo_probability, channels, dead_leaves_kwargs)
-        val_source = (
-            _Procedural(photos_val, photo_probability, channels, dead_leaves_kwargs)
-            if validation_fraction
-            else None
-        )
-        num_batches = steps_per_epoch or _DEFAULT_PROCEDURAL_STEPS
-        num_val = validation_samples or 4 * batch_size
+    if isinstance(train_source, ImageSource):
+        train_source, val_source = _finite_sources(train_source, official_val, config)
+        num_batches = config.steps_per_epoch or max(1, math.ceil(len(train_source) / config.batch_size))
+        num_val = None if val_source is None else (config.validation_samples or len(val_source))
     else:
-        if official_val is not None:
-            val_source = official_val
-        else:
-            train_idx, val_idx = _split_indices(len(train_source), validation_fraction, seed, "`source`")
-            val_source = train_source.subset(val_idx) if val_idx else None
-            if val_idx:
-                train_source = train_source.subset(train_idx)
-        num_batches = steps_per_epoch or max(1, math.ceil(len(train_source) / batch_size))
-        num_val = None if val_source is None else (validation_samples or len(val_source))
+        train_source, val_source, config = _procedural_sources(train_source, config)
+        num_batches = config.steps_per_epoch or _DEFAULT_PROCEDURAL_STEPS
+        num_val = config.validation_samples or 4 * config.batch_size
 
-    train_sampler = PairSampler(
-        train_source,
-        image_size,
-        batch_size,
-        seed,
-        True,
-        degradation if not use_real_pairs else None,
-        num_batches=num_batches,
-        flips=flips,
-        clean_only=clean_only,
-    )
-    val_sampler = None
-    if val_source is not None:
-        val_sampler = PairSampler(
-            val_source,
-            image_size,
-            batch_size,
-            seed,
-            False,
-            degradation if not use_real_pairs else None,
-            num_samples=num_val,
-        )
-    if output == "tf":
-        train = _tf_dataset(train_sampler, channels)
-        val = _tf_dataset(val_sampler, channels) if val_sampler else None
-    else:
-        workers = _check_int(workers, "workers", minimum=0)
-        kwargs = {"workers": workers, "use_multiprocessing": bool(use_multiprocessing)}
-        train = PairedPyDataset(train_sampler, **kwargs)
-        val = PairedPyDataset(val_sampler, **kwargs) if val_sampler else None
-    return train, val
+    def pipeline(sampler):
+        if output == "tf":
+            return _tf_dataset(sampler, config.channels)
+        return PairedPyDataset(sampler, workers=config.workers, use_multiprocessing=config.use_multiprocessing)
+
+    train = pipeline(PairSampler(train_source, config, True, num_batches=num_batches, clean_only=clean_only))
+    if val_source is None:
+        return train, None
+    return train, pipeline(PairSampler(val_source, config, False, num_samples=num_val))
+
+
+def _check_task(task):
+    known = _known_tasks()
+    if isinstance(task, str):
+        task = task.strip().lower().replace("-", "_").replace(" ", "_")
+    if task is not None and task not in known:
+        raise ValueError(f"`task` must be one of {list(known)} or None. Received task={task!r}.")
+    return task
 
 
 def _check_degrade_on_model(use_real_pairs, degradation, task, named):
@@ -845,16 +763,8 @@ def _no_degradation(clean, seed=None):
     return clean
 
 
-def _replace(values, index, value):
-    values = list(values)
-    values[index] = value
-    return values
-
-
 def _tfds_split(source, split):
-    from keras_indi.datasets import tfds_sources
-
-    if isinstance(source, (tfds_sources.TFDSImages, tfds_sources.TFDSPairs)):
+    if getattr(source, "streaming", False):
         return source.with_split(split)
     raise ValueError(
         f"`validation_split={split!r}` names a split, which only TFDS sources have. Use "

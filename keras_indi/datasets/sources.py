@@ -10,7 +10,7 @@ import warnings
 import numpy as np
 
 from keras_indi.api_export import keras_indi_export
-from keras_indi.datasets.folders import sizes_match
+from keras_indi.datasets import transforms
 from keras_indi.datasets.image_io import check_channels, to_model_image
 
 # Natural photographs bundled with scikit-image (no download needed). Checked with
@@ -306,9 +306,130 @@ def _check_size(size, name):
     return height, width
 
 
+def sizes_match(input_size, target_size, scale):
+    """Same size (``scale=1``), or input = floor or ceil of target / scale on both axes."""
+    return all(input_size[k] in (target_size[k] // scale, -(-target_size[k] // scale)) for k in (0, 1))
+
+
+@keras_indi_export("keras_indi.datasets.ImageSource")
+class ImageSource:
+    """The one protocol of the data sources that `build_task_datasets` reads.
+
+    A source holds either clean images (``paired = False``) or ``(degraded, clean)`` pairs
+    (``paired = True``; the degraded input is ``scale`` times smaller than the clean target).
+    `ImageFolder`, `ImagePairs`, the in-memory arrays given as ``source=`` and the TFDS
+    sources (`TFDSImages`, `TFDSPairs`) are all sources. A subclass defines:
+
+    * ``paired`` and ``scale`` (class or instance attributes; defaults False and 1);
+    * ``__len__`` and ``__getitem__(index)``: a float32 ``(h, w, c)`` image in [-1, 1], or a
+      ``(degraded, clean)`` pair of them;
+    * ``clean_images()`` when paired: the clean targets alone, as a source;
+    * optionally ``describe(index)`` (how error messages name item ``index``) and
+      ``subset(indices)`` (default: a view of these items, in this order).
+
+    Streaming sources (``streaming = True``: `TFDSImages`, `TFDSPairs`) are read in order,
+    not by index; their ``materialize()`` decodes them into an in-memory source (the others
+    return themselves). The pipeline crops item ``index`` with ``crop(index, size, rng,
+    flips)``.
+
+    Example:
+
+    >>> import numpy as np
+    >>> class Constant(ImageSource):
+    ...     def __len__(self):
+    ...         return 3
+    ...     def __getitem__(self, index):
+    ...         return np.full((8, 8, 3), index - 1.0, "float32")  # in [-1, 1]
+    >>> source = Constant()
+    >>> len(source.subset([2, 0])), float(source.subset([2, 0])[0][0, 0, 0])
+    (2, 1.0)
+    >>> source.crop(1, (4, 4), np.random.default_rng(0), flips=False)[1].shape
+    (4, 4, 3)
+    """
+
+    paired = False
+    scale = 1
+    streaming = False
+
+    def __len__(self):
+        raise TypeError(f"{type(self).__name__} has no length: call `materialize()` first.")
+
+    def __getitem__(self, index):
+        raise TypeError(f"{type(self).__name__} is not indexable: call `materialize()` first.")
+
+    def describe(self, index):
+        """How error messages name item `index`."""
+        return f"item {index}"
+
+    def subset(self, indices):
+        """The items at `indices` (e.g. a train/validation split), as a source."""
+        return _Subset(self, indices)
+
+    def clean_images(self):
+        """The clean side: this source, or the clean targets of a paired one."""
+        if self.paired:
+            raise NotImplementedError(f"{type(self).__name__} must define `clean_images()`.")
+        return self
+
+    def materialize(self, max_examples=None, channels=3):
+        """A random-access source with these items (this one: it is random-access already)."""
+        return self
+
+    def crop(self, index, size, rng, flips):
+        """``(degraded or None, clean)`` float32 crops of item `index`, of ``size=(h, w)``.
+
+        A clean image smaller than `size` is enlarged first; a pair smaller than `size`
+        raises a ValueError naming the item."""
+        if not self.paired:
+            return None, transforms.crop_clean(self[index], size, rng=rng, flips=flips)
+        degraded, clean = self[index]
+        scale = self.scale
+        need = (size[0] // scale, size[1] // scale)
+        if (
+            degraded.shape[0] < need[0]
+            or degraded.shape[1] < need[1]
+            or clean.shape[0] < size[0]
+            or clean.shape[1] < size[1]
+        ):
+            raise ValueError(
+                f"{self.describe(index)} is too small for `image_size` {size}: target "
+                f"{clean.shape[0]}x{clean.shape[1]}, input {degraded.shape[0]}x{degraded.shape[1]}"
+                f"{f' (scale {scale})' if scale > 1 else ''}. Use a smaller `image_size` or remove this pair."
+            )
+        return transforms.align_pair(degraded, clean, size, scale=scale, rng=rng, flips=flips)
+
+
+class _Subset(ImageSource):
+    """Items ``indices`` of another source (named by their index there in error messages)."""
+
+    def __init__(self, source, indices):
+        self.source = source
+        self.indices = [int(i) for i in indices]
+        self.paired = source.paired
+        self.scale = source.scale
+
+    def __len__(self):
+        return len(self.indices)
+
+    def __getitem__(self, index):
+        return self.source[self.indices[index]]
+
+    def describe(self, index):
+        return self.source.describe(self.indices[index])
+
+    def subset(self, indices):
+        return _Subset(self.source, [self.indices[i] for i in indices])
+
+    def clean_images(self):
+        return _Subset(self.source.clean_images(), self.indices)
+
+    def __repr__(self):
+        return f"{self.source!r}.subset({len(self)} items)"
+
+
 # In-memory sources (NumPy arrays, materialized TFDS splits), shared by the pipeline and the
-# TFDS builders.
-class _ArrayImages:
+# TFDS sources.
+class _ArrayImages(ImageSource):
     """Random access over in-memory images (an NHWC array or a list of HWC arrays)."""
 
     def __init__(self, images, channels, what="source"):
@@ -322,12 +443,14 @@ class _ArrayImages:
     def __getitem__(self, index):
         return to_model_image(self.images[index], channels=self.channels, what=f"{self.what}[{index}]")
 
-    def subset(self, indices):
-        return _ArrayImages([self.images[i] for i in indices], self.channels, self.what)
+    def __repr__(self):
+        return f"<{len(self)} in-memory images>"
 
 
-class _ArrayPairs:
+class _ArrayPairs(ImageSource):
     """Random access over in-memory (degraded, clean) pairs, e.g. a materialized TFDS split."""
+
+    paired = True
 
     def __init__(self, pairs, scale, channels, what="pair"):
         self.pairs = pairs
@@ -349,11 +472,14 @@ class _ArrayPairs:
             )
         return degraded, clean
 
-    def subset(self, indices):
-        return _ArrayPairs([self.pairs[i] for i in indices], self.scale, self.channels, self.what)
+    def describe(self, index):
+        return f"{self.what} {index}"
 
     def clean_images(self):
         return _ArrayImages([p[1] for p in self.pairs], self.channels, self.what)
+
+    def __repr__(self):
+        return f"<{len(self)} in-memory pairs, scale={self.scale}>"
 
 
 def apply_degradation(degradation, clean, seed):

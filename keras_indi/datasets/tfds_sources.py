@@ -26,8 +26,8 @@ import numpy as np
 
 from keras_indi.api_export import keras_indi_export
 from keras_indi.datasets import transforms
-from keras_indi.datasets.folders import sizes_match
-from keras_indi.datasets.image_io import check_channels, to_model_image
+from keras_indi.datasets.image_io import to_model_image
+from keras_indi.datasets.sources import ImageSource, _ArrayImages, _ArrayPairs, apply_degradation, sizes_match
 
 _STREAM_TRAIN, _STREAM_TRAIN_DEGRADE, _STREAM_VALID, _STREAM_VALID_DEGRADE = 11, 12, 13, 14
 
@@ -49,8 +49,13 @@ def _expand(path):
     return None if path is None else os.path.expanduser(os.fspath(path))
 
 
-class _TFDSBase:
-    """Shared loading logic: ``loader(split) -> tf.data.Dataset`` of feature dicts."""
+class _TFDSBase(ImageSource):
+    """Shared loading logic: ``loader(split) -> tf.data.Dataset`` of feature dicts.
+
+    A streaming `ImageSource`: the pipelines read a split in order (``output="tf"``), or
+    decode it into memory with `materialize` (``output="numpy"``)."""
+
+    streaming = True
 
     def __init__(self, name, split, data_dir=None, manual_dir=None, download=False, loader=None):
         self.name = name
@@ -110,6 +115,14 @@ class _TFDSBase:
             )
         return self._copy(f"{base}[:{100 - percent}%]"), self._copy(f"{base}[{100 - percent}%:]")
 
+    def _read(self, dataset, max_examples):
+        if max_examples:
+            dataset = dataset.take(max_examples)
+        examples = list(dataset.as_numpy_iterator())
+        if not examples:
+            raise ValueError(f"TFDS dataset {self.name!r} split {self.split!r} is empty.")
+        return examples
+
     def __repr__(self):
         return f"{type(self).__name__}({self.name!r}, split={self.split!r})"
 
@@ -149,15 +162,8 @@ class TFDSImages(_TFDSBase):
         return self._select(self.load())
 
     def materialize(self, max_examples=None, channels=3):
-        from keras_indi.datasets.sources import _ArrayImages
-
-        dataset = self.images()
-        if max_examples:
-            dataset = dataset.take(max_examples)
-        images = list(dataset.as_numpy_iterator())
-        if not images:
-            raise ValueError(f"TFDS dataset {self.name!r} split {self.split!r} is empty.")
-        return _ArrayImages(images, channels, what=f"{self.name} example"), False, 1
+        """The split decoded into memory (at most `max_examples` examples), as an `ImageSource`."""
+        return _ArrayImages(self._read(self.images(), max_examples), channels, what=f"{self.name} example")
 
 
 @keras_indi_export("keras_indi.datasets.TFDSPairs")
@@ -199,27 +205,13 @@ class TFDSPairs(_TFDSBase):
 
     def clean_images(self):
         """The targets alone, as a `TFDSImages` (for a synthetic degradation)."""
-        images = TFDSImages(
-            self.name,
-            self.split,
-            self.target_key,
-            self.data_dir,
-            self.manual_dir,
-            self.download,
-            self._loader,
+        return TFDSImages(
+            self.name, self.split, self.target_key, self.data_dir, self.manual_dir, self.download, self._loader
         )
-        return images
 
     def materialize(self, max_examples=None, channels=3):
-        from keras_indi.datasets.sources import _ArrayPairs
-
-        dataset = self.pairs()
-        if max_examples:
-            dataset = dataset.take(max_examples)
-        pairs = list(dataset.as_numpy_iterator())
-        if not pairs:
-            raise ValueError(f"TFDS dataset {self.name!r} split {self.split!r} is empty.")
-        return _ArrayPairs(pairs, self.scale, channels, what=f"{self.name} example"), True, self.scale
+        """The split decoded into memory (at most `max_examples` pairs), as an `ImageSource`."""
+        return _ArrayPairs(self._read(self.pairs(), max_examples), self.scale, channels, what=f"{self.name} example")
 
 
 @keras_indi_export("keras_indi.datasets.tfds_clean_source")
@@ -357,43 +349,32 @@ def _key_rng(seed, tag, key):
     return np.random.default_rng([seed, tag, int(key) % (2**63)])
 
 
-def _stream(
-    source,
-    training,
-    image_size,
-    batch_size,
-    seed,
-    degradation,
-    steps_per_epoch,
-    validation_samples,
-    flips,
-    channels,
-    max_examples,
-    shuffle_buffer,
-):
+def _stream(source, training, config):
+    """One streaming pipeline; `config` is a `DatasetConfig` (degradation None: real pairs)."""
     import tensorflow as tf
 
-    check_channels(channels)
+    image_size, batch_size, seed, channels = config.image_size, config.batch_size, config.seed, config.channels
+    degradation, flips = config.degradation, config.flips
     paired = source.paired and degradation is None
     dataset = source.pairs() if source.paired else source.images()
     if not paired and source.paired:
         dataset = dataset.map(lambda degraded, clean: clean)
-    if max_examples:
-        dataset = dataset.take(max_examples)
+    if config.max_examples:
+        dataset = dataset.take(config.max_examples)
     count = int(dataset.cardinality())
-    if training and not steps_per_epoch and 0 <= count < batch_size:
+    if training and not config.steps_per_epoch and 0 <= count < batch_size:
         raise ValueError(
             f"TFDS dataset {source.name!r} split {source.split!r} has {count} examples, fewer than "
             f"`batch_size` {batch_size}: lower batch_size or pass `steps_per_epoch` (examples repeat)."
         )
     if training:
-        dataset = dataset.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
-        if steps_per_epoch:
-            dataset = dataset.repeat().take(steps_per_epoch * batch_size)
+        dataset = dataset.shuffle(config.shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
+        if config.steps_per_epoch:
+            dataset = dataset.repeat().take(config.steps_per_epoch * batch_size)
         keys = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True)
     else:
-        if validation_samples:
-            dataset = dataset.take(validation_samples)
+        if config.validation_samples:
+            dataset = dataset.take(config.validation_samples)
         keys = tf.data.Dataset.range(2**62)
     dataset = tf.data.Dataset.zip((dataset, keys))
     height, width = image_size
@@ -457,8 +438,6 @@ def _stream(
         degrade_tag = _STREAM_TRAIN_DEGRADE if training else _STREAM_VALID_DEGRADE
 
         def degrade(clean, keys):
-            from keras_indi.datasets.sources import apply_degradation
-
             batch_seed = int(_key_rng(seed, degrade_tag, keys[0]).integers(2**31 - 1))
             return apply_degradation(degradation, clean, batch_seed), clean
 
@@ -472,49 +451,9 @@ def _stream(
     return dataset.prefetch(tf.data.AUTOTUNE)
 
 
-def tfds_pipelines(
-    train,
-    validation,
-    image_size,
-    batch_size,
-    seed,
-    degradation,
-    steps_per_epoch,
-    validation_samples,
-    flips,
-    channels,
-    max_examples,
-    shuffle_buffer,
-):
-    """Streaming ``(train, validation)`` tf.data pipelines for TFDS sources (internal)."""
-    train_ds = _stream(
-        train,
-        True,
-        image_size,
-        batch_size,
-        seed,
-        degradation,
-        steps_per_epoch,
-        None,
-        flips,
-        channels,
-        max_examples,
-        shuffle_buffer,
-    )
-    val_ds = None
-    if validation is not None:
-        val_ds = _stream(
-            validation,
-            False,
-            image_size,
-            batch_size,
-            seed,
-            degradation,
-            None,
-            validation_samples,
-            False,
-            channels,
-            max_examples,
-            shuffle_buffer,
-        )
-    return train_ds, val_ds
+def tfds_pipelines(train, validation, config):
+    """Streaming ``(train, validation)`` tf.data pipelines for TFDS sources (internal).
+
+    `config` is a `keras_indi.datasets.DatasetConfig` whose degradation is None for real pairs."""
+    train_ds = _stream(train, True, config)
+    return train_ds, (None if validation is None else _stream(validation, False, config))
