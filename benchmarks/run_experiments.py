@@ -1,4 +1,4 @@
-"""Run the paper's experiments (`keras_indi.experiments`) and write their tables and plots.
+"""Run the paper's experiments (`keras_indi.apps.experiments`) and write their tables and plots.
 
     KERAS_BACKEND=jax python benchmarks/run_experiments.py --mode fast \\
         --output benchmarks/results/experiments-cpu-fast
@@ -17,7 +17,7 @@ import sys
 
 
 def parse_args(argv=None):
-    from keras_indi.experiments import EXPERIMENTS, MODES
+    from keras_indi.apps.experiments import EXPERIMENTS, MODES
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--mode", choices=sorted(MODES), default="fast", help="experiment size (default: fast)")
@@ -50,8 +50,8 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
-    from keras_indi.experiments import run_experiments
-    from keras_indi.quickstart import prepare_output
+    from keras_indi.apps.experiments import run_experiments
+    from keras_indi.apps.quickstart import prepare_output
 
     try:
         prepare_output(args.output, args.overwrite)

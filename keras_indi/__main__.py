@@ -1,5 +1,5 @@
 import sys
 
-from keras_indi.cli import main
+from keras_indi.apps.cli import main
 
 sys.exit(main())

@@ -61,7 +61,7 @@ SERIALIZABLE_CLASSES = {
 }
 # Modules that are applications or entry points, not library code: never imported by
 # `register_serializables`.
-_NOT_LIBRARY = ("keras_indi.__main__", "keras_indi.cli", "keras_indi.apps")
+_NOT_LIBRARY = ("keras_indi.__main__", "keras_indi.apps")
 
 
 def keras_indi_export(path):

@@ -131,7 +131,7 @@ def main(argv):
     spec, arguments = argv[0], argv[1:]
     root = arguments[arguments.index("--output") + 1]
     sys.addaudithook(Fault(spec, root, os.environ.get("TRACE_FILE")))
-    from keras_indi.cli import main as cli_main
+    from keras_indi.apps.cli import main as cli_main
 
     return cli_main(["train", *arguments])
 

@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from keras_indi import cli
-from keras_indi.cli import main
+from keras_indi.apps import cli
+from keras_indi.apps.cli import main
 
 pytestmark = pytest.mark.backend_agnostic
 
@@ -365,7 +365,7 @@ def test_damaged_backup_falls_back_once_with_a_plain_warning(run, tmp_path, caps
 
     folder = tmp_path / "run"
     shutil.copytree(run[0], folder)
-    weights = folder / "backup" / "epoch-0002" / "model.weights.h5"
+    weights = folder / "backup" / "epoch-0002" / "variables.h5"
     weights.write_bytes(weights.read_bytes()[:1000])
     assert main(["train", *TINY, "--epochs", "2", "--output", str(folder), "--resume"]) == 0
     captured = capsys.readouterr()

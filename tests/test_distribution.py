@@ -133,7 +133,7 @@ def test_jax_data_parallel_matches_single_device(tmp_path):
 @pytest.mark.skipif(BACKEND != "tensorflow", reason="TensorFlow MirroredStrategy check: runs in the TensorFlow pass")
 def test_tensorflow_mirrored_strategy_matches_single_device(tmp_path):
     # Each replica draws t and the noise for the whole global batch and keeps its own rows
-    # (`keras_indi.models.indi_model.replica_batch`); per-replica draws would repeat the same
+    # (`keras_indi.backend.distribution.replica_batch`); per-replica draws would repeat the same
     # t and noise on both replicas and train differently from one device.
     report = run_distributed(tmp_path, "tensorflow")
     assert report["devices"] == 2

@@ -1,4 +1,4 @@
-"""The experiments-as-code module (`keras_indi.experiments`) and its runner, in smoke mode.
+"""The experiments-as-code module (`keras_indi.apps.experiments`) and its runner, in smoke mode.
 
 Every experiment runs once (a few eager training steps on 16x16 crops) through the runner
 `benchmarks/run_experiments.py`; the tests check the written files, the table rows and
@@ -17,7 +17,7 @@ import pathlib
 import keras
 import pytest
 
-from keras_indi import experiments
+from keras_indi.apps import experiments
 
 pytestmark = pytest.mark.backend_agnostic
 

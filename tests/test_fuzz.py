@@ -20,7 +20,8 @@ from conftest import BACKEND, FAST
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from keras_indi import ConditionalDDPM, InDIModel, cli, degradations
+from keras_indi import ConditionalDDPM, InDIModel, degradations
+from keras_indi.apps import cli
 from keras_indi.datasets.image_io import load_image
 from keras_indi.metrics.image_quality import psnr, ssim
 from keras_indi.networks import TimeConditionalUNet

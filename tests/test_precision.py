@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from keras_indi import InDIModel
-from keras_indi.cli import main
+from keras_indi.apps.cli import main
 from keras_indi.layers.time_embedding import SinusoidalTimeEmbedding
 from keras_indi.networks import TimeConditionalMLP, TimeConditionalUNet
 from keras_indi.utils import precision
@@ -37,7 +37,7 @@ def small_unet(dtype="auto"):
 
 
 def on_accelerator():
-    from keras_indi.experiments import device_info
+    from keras_indi.apps.experiments import device_info
 
     return any(kind in device.lower() for device in device_info()["devices"] for kind in ("gpu", "cuda", "tpu"))
 

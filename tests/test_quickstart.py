@@ -8,8 +8,8 @@ import sys
 
 import pytest
 
-from keras_indi.cli import main
-from keras_indi.quickstart import PRESETS, resolve_settings
+from keras_indi.apps.cli import main
+from keras_indi.apps.quickstart import PRESETS, resolve_settings
 
 REPORT_FILES = (
     "report.md", "tradeoff.md", "tradeoff.csv", "tradeoff.json", "tradeoff_plot.png",
@@ -80,7 +80,7 @@ def test_toy_plot_titles_and_tick_labels(tmp_path):
     import numpy as np
     from matplotlib.backends.backend_agg import FigureCanvasAgg
 
-    from keras_indi.quickstart import _plot
+    from keras_indi.apps.quickstart import _plot
 
     points = np.random.default_rng(0).uniform(-1.4, 1.4, (64, 2)).astype("float32")
     restorations = {("regression", 1): points, **{("indi", n): points for n in (1, 5, 100)}}
@@ -106,7 +106,7 @@ def test_toy_plot_titles_and_tick_labels(tmp_path):
 def test_repository_report_points_at_no_uncommitted_file():
     """docs/quickstart/report.md (whose .keras files git ignores) tells the reader to write the
     models first; the report of anyone else's run uses its own model."""
-    from keras_indi.quickstart import REPOSITORY_REPORT, _next_steps
+    from keras_indi.apps.quickstart import REPOSITORY_REPORT, _next_steps
 
     report_path = os.path.join(REPOSITORY_REPORT, "report.md")
     if not os.path.isfile(report_path):

@@ -62,7 +62,7 @@ def test_import_and_help_import_neither_keras_nor_tensorflow():
         """
         import contextlib, io, sys
         import keras_indi
-        from keras_indi import cli
+        from keras_indi.apps import cli
 
         with contextlib.redirect_stdout(io.StringIO()):
             for argv in (["--help"], ["restore", "--help"], ["train", "--help"], ["--version"]):
@@ -142,7 +142,7 @@ def test_cli_restore_fills_and_reuses_the_compilation_cache(saved_model, tmp_pat
     cache = tmp_path / "cache"
     command = """
         import sys
-        from keras_indi.cli import main
+        from keras_indi.apps.cli import main
         sys.exit(main(["restore", {path!r}, {image!r}, "--output-dir", {out!r}, "--steps", "2"]))
     """
     outputs = []
@@ -201,7 +201,7 @@ def test_memory_budget_reads_the_environment(monkeypatch):
 
 @pytest.mark.backend_agnostic
 def test_cli_restore_tiles_automatically_when_memory_is_short(saved_model, tmp_path, monkeypatch, capsys):
-    from keras_indi.cli import main
+    from keras_indi.apps.cli import main
 
     path = saved_model[0]
     pixels = np.random.default_rng(2).integers(0, 256, (300, 200, 3), dtype=np.uint8)

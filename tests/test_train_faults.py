@@ -34,7 +34,7 @@ import zipfile
 import numpy as np
 import pytest
 
-from keras_indi import cli
+from keras_indi.apps import cli
 from keras_indi.callbacks import read_checkpoint_state
 
 from conftest import FAST

@@ -1,13 +1,24 @@
-"""The only backend-specific code of keras-indi: stateless noise and compiled loops.
+"""The only backend-specific code of keras-indi: stateless noise, compiled loops and metrics,
+eager/traced tensors, multi-replica draws and device queries.
 
-Everything else is written with `keras.ops` and `keras.random`.
+Everything else is written with `keras.ops` and `keras.random` and never compares
+``keras.backend.backend()`` nor imports jax, torch or tensorflow itself (the few documented
+exceptions are listed in ``tests/test_architecture.py``).
 """
 
 from keras_indi._lazy import attach
 
 _NAMES = {
     "compile_sampler_function": "compile",
+    "jit_concrete": "compile",
+    "jit_stateless": "compile",
     "match_static_shape": "compile",
+    "predict_batch": "compile",
+    "accelerator_supports_bfloat16": "devices",
+    "list_devices": "devices",
+    "replica_batch": "distribution",
+    "is_eager_tensor": "tensors",
+    "is_traced_backend": "tensors",
     "step_noise": "random",
     "enable_compilation_cache": "compilation_cache",
     "loading_weights": "compilation_cache",

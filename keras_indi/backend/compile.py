@@ -13,9 +13,20 @@ returns ``run(*arrays)``:
   padded tables, one trace serves every step count;
 * torch: eager under ``torch.no_grad()``;
 * other backends: eager.
+
+Eager helpers for one-off computations (metrics) live here too: `jit_concrete` and
+`jit_stateless` compile a function as one XLA program on JAX (eager JAX compiles every
+operation on its own, several times slower for a new input shape) and leave it unchanged
+elsewhere; `predict_batch` runs a model the fastest way for a single batch.
 """
 
+import functools
+import numbers
+
 import keras
+import numpy as np
+
+from keras_indi.backend.tensors import is_eager_tensor
 
 
 def compile_sampler_function(network, function):
@@ -75,3 +86,91 @@ def match_static_shape(value, reference):
     import tensorflow as tf
 
     return tf.ensure_shape(value, reference.shape)
+
+
+def _is_concrete(value):
+    """True for NumPy values, Python numbers, None and eager backend tensors; False for traced
+    or symbolic tensors (JAX tracers, TensorFlow graph tensors, `keras.KerasTensor`)."""
+    if value is None or isinstance(value, (np.ndarray, np.generic, numbers.Number)):
+        return True
+    return keras.ops.is_tensor(value) and is_eager_tensor(value)
+
+
+def _all_concrete(arrays):
+    return all(_is_concrete(a) for a in arrays)
+
+
+@functools.lru_cache(maxsize=128)
+def _jax_jit(fn, static_argnums):
+    import jax
+
+    jitted = jax.jit(fn, static_argnums=static_argnums)
+
+    def run(*arguments):
+        arrays = [a for index, a in enumerate(arguments) if index not in static_argnums]
+        return (jitted if _all_concrete(arrays) else fn)(*arguments)
+
+    return run
+
+
+def jit_concrete(fn, static_argnums=()):
+    """`fn` as one compiled program on JAX when called with concrete arrays; `fn` elsewhere.
+
+    On JAX the returned callable runs ``jax.jit(fn, static_argnums=static_argnums)`` (made
+    once per `fn` and cached) when every non-static argument is concrete (a NumPy array, a
+    number, None or an eager tensor), and `fn` itself on traced or symbolic arguments
+    (inside a compiled step, where `fn` is compiled with the step anyway). On other backends
+    `fn` is returned unchanged.
+
+    >>> double = jit_concrete(lambda x: x * 2)
+    >>> [float(v) for v in double(np.array([1.0, 3.0], "float32"))]
+    [2.0, 6.0]
+    """
+    if isinstance(static_argnums, int):
+        static_argnums = (static_argnums,)
+    static_argnums = tuple(static_argnums)
+    if keras.backend.backend() != "jax":
+        return fn
+    return _jax_jit(fn, static_argnums)
+
+
+def jit_stateless(layer, fn):
+    """``fn(*arrays)``, which reads `layer`'s variables, compiled once on JAX; `fn` elsewhere.
+
+    On JAX the variables' values are passed to the compiled program explicitly
+    (``keras.StatelessScope``), so they are not baked in as constants and new weights never
+    force a recompile; the program is used when every array is concrete, `fn` itself on
+    traced arrays. Keep the returned callable (e.g. on the layer) to compile only once.
+    """
+    if keras.backend.backend() != "jax":
+        return fn
+    import jax
+
+    compiled = []  # (variables, jitted), made at the first concrete call: the layer is built then
+
+    def run(*arrays):
+        if not _all_concrete(arrays):
+            return fn(*arrays)
+        if not compiled:
+            variables = list(layer.variables)
+
+            def stateless(values, *arrays):
+                with keras.StatelessScope(state_mapping=list(zip(variables, values))):
+                    return fn(*arrays)
+
+            compiled.append((variables, jax.jit(stateless)))
+        variables, jitted = compiled[0]
+        return jitted([v.value for v in variables], *arrays)
+
+    return run
+
+
+def predict_batch(model, inputs):
+    """``model(inputs)`` for one batch in inference mode, the fastest way on each backend.
+
+    JAX: ``model.predict_on_batch`` (one compiled function instead of op by op); elsewhere an
+    eager call (no XLA compilation of the whole network on TensorFlow for a single batch).
+    """
+    if keras.backend.backend() == "jax":
+        return model.predict_on_batch(inputs)
+    return model(inputs, training=False)

@@ -28,6 +28,7 @@ import keras
 import numpy as np
 
 from keras_indi.api_export import keras_indi_export
+from keras_indi.backend.compile import predict_batch
 
 
 def _features(value, name):
@@ -267,10 +268,7 @@ class InceptionFeatureExtractor:
             batch = keras.ops.image.resize(
                 batch, (self.image_size, self.image_size), interpolation="bilinear", antialias=True
             )
-            if keras.backend.backend() == "jax":  # one compiled function instead of op-by-op
-                features = self.model.predict_on_batch(batch)
-            else:  # eager: no XLA compilation of the whole network on TensorFlow
-                features = self.model(batch, training=False)
+            features = predict_batch(self.model, batch)  # compiled on JAX, eager elsewhere
             outputs.append(keras.ops.convert_to_numpy(features))
         return np.concatenate(outputs, axis=0)
 

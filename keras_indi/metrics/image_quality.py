@@ -13,6 +13,7 @@ import numpy as np
 from keras import ops
 
 from keras_indi.api_export import keras_indi_export
+from keras_indi.backend.compile import jit_concrete
 from keras_indi.utils.validation import check_finite_and_range, check_float_array, is_concrete
 
 # Wang et al. 2004 constants, as in `skimage.metrics.structural_similarity(gaussian_weights=True)`.
@@ -224,19 +225,10 @@ def _ssim_values(reference, estimate, options):
     return ops.mean(ops.reshape(per_plane, (batch, -1)), axis=1)
 
 
-_JITTED = {}
-
-
 def _compute(fn, reference, estimate, options):
     """Run `fn`; on JAX with concrete inputs, as one compiled function (eager JAX compiles
     every op separately, which is several times slower for a new image shape)."""
-    if keras.backend.backend() == "jax" and is_concrete(reference) and is_concrete(estimate):
-        if fn not in _JITTED:
-            import jax
-
-            _JITTED[fn] = jax.jit(fn, static_argnums=2)
-        return _JITTED[fn](reference, estimate, options)
-    return fn(reference, estimate, options)
+    return jit_concrete(fn, static_argnums=2)(reference, estimate, options)
 
 
 @keras_indi_export("keras_indi.metrics.rgb_to_y")
@@ -259,7 +251,13 @@ def rgb_to_y(images):
     return ops.sum(images * weights, axis=-1, keepdims=True) + _Y_OFFSET
 
 
-_DOC_COMMON_ARGS = """
+@keras_indi_export("keras_indi.metrics.psnr")
+def psnr(reference, estimate, data_range=2.0, crop_border=0, y_channel=False, value_range=None):
+    """Peak signal-to-noise ratio in dB, one value per image.
+
+    ``PSNR = 10 log10(data_range^2 / MSE)`` with the MSE over all pixels and channels of each
+    image (as ``skimage.metrics.peak_signal_noise_ratio``). Identical images give ``inf``.
+
     Args:
         reference: the ground-truth images, ``(batch, height, width, channels)`` or one
             ``(height, width, channels)`` image; NumPy array or backend tensor, floating point.
@@ -275,26 +273,7 @@ _DOC_COMMON_ARGS = """
             range of 255.
         value_range: ``(low, high)`` of the inputs, only used by `y_channel`. Default:
             ``(-1, 1)`` when ``data_range == 2``, else ``(0, data_range)``.
-"""
 
-
-@keras_indi_export("keras_indi.metrics.psnr")
-def psnr(reference, estimate, data_range=2.0, crop_border=0, y_channel=False, value_range=None):
-    """Peak signal-to-noise ratio in dB, one value per image.
-
-    ``PSNR = 10 log10(data_range^2 / MSE)`` with the MSE over all pixels and channels of each
-    image (as ``skimage.metrics.peak_signal_noise_ratio``). Identical images give ``inf``.
-    """
-    reference, estimate, options, single = _validate_pair(
-        reference, estimate, crop_border, y_channel, data_range, value_range, "psnr"
-    )
-    values = _compute(_psnr_values, reference, estimate, options)
-    return values[0] if single else values
-
-
-psnr.__doc__ += (
-    _DOC_COMMON_ARGS
-    + """
     Returns:
         float32 tensor of shape ``(batch,)`` (a scalar tensor for one image).
 
@@ -305,7 +284,11 @@ psnr.__doc__ += (
     >>> [round(float(v), 2) for v in psnr(clean, noisy)]  # 10 log10(4 / 0.01)
     [26.02, 26.02]
     """
-)
+    reference, estimate, options, single = _validate_pair(
+        reference, estimate, crop_border, y_channel, data_range, value_range, "psnr"
+    )
+    values = _compute(_psnr_values, reference, estimate, options)
+    return values[0] if single else values
 
 
 @keras_indi_export("keras_indi.metrics.ssim")
@@ -317,17 +300,23 @@ def ssim(reference, estimate, data_range=2.0, crop_border=0, y_channel=False, va
     and over channels. This matches ``skimage.metrics.structural_similarity(reference,
     estimate, gaussian_weights=True, sigma=1.5, use_sample_covariance=False,
     data_range=data_range, channel_axis=-1)``. Images must be at least 11x11 (after cropping).
-    """
-    reference, estimate, options, single = _validate_pair(
-        reference, estimate, crop_border, y_channel, data_range, value_range, "ssim"
-    )
-    values = _compute(_ssim_values, reference, estimate, options)
-    return values[0] if single else values
 
+    Args:
+        reference: the ground-truth images, ``(batch, height, width, channels)`` or one
+            ``(height, width, channels)`` image; NumPy array or backend tensor, floating point.
+        estimate: the images to score, same shape as `reference`.
+        data_range: width of the value range (2.0 for the library's [-1, 1] images, 1.0 for
+            [0, 1], 255.0 for [0, 255]).
+        crop_border: pixels removed from each side before scoring (super-resolution
+            convention: the scale factor).
+        y_channel: score the BT.601 luma only (RGB inputs). The images are first mapped to
+            [0, 1] with `value_range`, converted with MATLAB's ``rgb2ycbcr`` formula to
+            ``Y in [16, 235] / 255`` and then scored with a data range of 1, which gives the
+            same numbers as the usual super-resolution code working on [0, 255] with a data
+            range of 255.
+        value_range: ``(low, high)`` of the inputs, only used by `y_channel`. Default:
+            ``(-1, 1)`` when ``data_range == 2``, else ``(0, data_range)``.
 
-ssim.__doc__ += (
-    _DOC_COMMON_ARGS
-    + """
     Returns:
         float32 tensor of shape ``(batch,)`` (a scalar tensor for one image).
 
@@ -337,7 +326,11 @@ ssim.__doc__ += (
     >>> [round(float(v), 4) for v in ssim(images, images)]
     [1.0, 1.0]
     """
-)
+    reference, estimate, options, single = _validate_pair(
+        reference, estimate, crop_border, y_channel, data_range, value_range, "ssim"
+    )
+    values = _compute(_ssim_values, reference, estimate, options)
+    return values[0] if single else values
 
 
 class _MeanImageMetric(keras.metrics.Metric):

@@ -36,7 +36,7 @@ import numpy as np
 from keras import layers, ops
 
 from keras_indi.api_export import keras_indi_export
-from keras_indi.utils.validation import is_concrete
+from keras_indi.backend.compile import jit_stateless
 
 # LPIPS v0.1 ScalingLayer: (x - shift) / scale for inputs in [-1, 1].
 _SHIFT = np.array([-0.030, -0.088, -0.188], "float32")
@@ -323,10 +323,10 @@ class LPIPS(keras.Model):
         single = len(shape_a) == 3
         reference = self._prepare(reference, "reference")
         estimate = self._prepare(estimate, "estimate")
-        if keras.backend.backend() == "jax" and is_concrete(reference) and is_concrete(estimate):
-            distance = self._jax_distance(reference, estimate)
-        else:
-            distance = self._distance(reference, estimate)
+        if getattr(self, "_compiled_distance", None) is None:
+            # One XLA program on JAX with concrete inputs (eager JAX compiles op by op: slow).
+            self._compiled_distance = jit_stateless(self, self._distance)
+        distance = self._compiled_distance(reference, estimate)
         return distance[0] if single else distance
 
     def _distance(self, reference, estimate):
@@ -340,20 +340,6 @@ class LPIPS(keras.Model):
             fb = fb / (ops.sqrt(ops.sum(ops.square(fb), axis=-1, keepdims=True)) + 1e-10)
             total = total + ops.mean(head(ops.square(fa - fb)), axis=(1, 2, 3))
         return total
-
-    def _jax_distance(self, reference, estimate):
-        """`_distance` compiled as one XLA function (eager JAX compiles op by op: slow)."""
-        if getattr(self, "_jitted_distance", None) is None:
-            import jax
-
-            variables = list(self.variables)
-
-            def distance(values, reference, estimate):
-                with keras.StatelessScope(state_mapping=list(zip(variables, values))):
-                    return self._distance(reference, estimate)
-
-            self._jitted_distance = jax.jit(distance)
-        return self._jitted_distance([v.value for v in self.variables], reference, estimate)
 
     def compute_output_shape(self, reference_shape, estimate_shape=None):
         return (reference_shape[0],)

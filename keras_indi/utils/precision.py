@@ -24,74 +24,14 @@ import os
 
 import keras
 
+# The device query is backend-specific: `keras_indi.backend.devices` (re-exported here).
+from keras_indi.backend.devices import accelerator_supports_bfloat16  # noqa: F401
+
 #: The environment variable that overrides what ``"auto"`` resolves to.
 PRECISION_VARIABLE = "KERAS_INDI_PRECISION"
 
 #: Dtype policies that ``"auto"`` may be overridden with (``KERAS_INDI_PRECISION``).
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16", "bfloat16")
-
-
-def _capability_at_least_8(capability):
-    """True for a compute capability (``"9.0"``, ``(8, 6)``) of 8.0 or newer."""
-    if isinstance(capability, str):
-        capability = tuple(int(part) for part in capability.split(".")[:2])
-    return tuple(capability) >= (8, 0)
-
-
-def _jax_supports_bfloat16():
-    import jax
-
-    device = jax.devices()[0]
-    if device.platform == "tpu":
-        return True
-    if device.platform in ("gpu", "cuda"):
-        capability = getattr(device, "compute_capability", None)
-        return capability is not None and _capability_at_least_8(capability)
-    return False
-
-
-def _torch_supports_bfloat16():
-    import torch
-
-    return bool(torch.cuda.is_available()) and _capability_at_least_8(torch.cuda.get_device_capability())
-
-
-def _tensorflow_supports_bfloat16():
-    import tensorflow as tf
-
-    if tf.config.list_logical_devices("TPU"):
-        return True
-    gpus = tf.config.list_physical_devices("GPU")
-    if not gpus:
-        return False
-    capability = tf.config.experimental.get_device_details(gpus[0]).get("compute_capability")
-    return capability is not None and _capability_at_least_8(capability)
-
-
-_DETECTORS = {
-    "jax": _jax_supports_bfloat16,
-    "torch": _torch_supports_bfloat16,
-    "tensorflow": _tensorflow_supports_bfloat16,
-}
-
-
-def accelerator_supports_bfloat16():
-    """True when the Keras backend's default device computes bfloat16 natively.
-
-    That is an NVIDIA GPU of compute capability 8.0 or newer, or a TPU. Only the current
-    backend's library is asked (TensorFlow is not imported under JAX or torch). Any failure
-    of the device query counts as no support, so the answer is never worse than float32.
-
-    >>> accelerator_supports_bfloat16() in (True, False)  # False on a CPU or a T4
-    True
-    """
-    detector = _DETECTORS.get(keras.backend.backend())
-    if detector is None:
-        return False
-    try:
-        return bool(detector())
-    except Exception:  # a broken driver or a missing library: fall back to float32
-        return False
 
 
 def default_precision():

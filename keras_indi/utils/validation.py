@@ -10,23 +10,15 @@ import numbers
 import keras
 import numpy as np
 
+from keras_indi.backend.tensors import is_eager_tensor
+
 
 def is_concrete(value):
     """True for NumPy arrays and eager backend tensors (values can be read)."""
     if isinstance(value, np.ndarray):
         return True
     if keras.ops.is_tensor(value):
-        backend = keras.backend.backend()
-        if backend == "tensorflow":
-            # Eager tensors have `.numpy()`; graph tensors inside tf.function do not work with it.
-            import tensorflow as tf
-
-            return tf.executing_eagerly() and hasattr(value, "numpy")
-        if backend == "jax":
-            import jax
-
-            return not isinstance(value, jax.core.Tracer)
-        return True
+        return is_eager_tensor(value)  # not a tf.function graph tensor nor a JAX tracer
     return False
 
 

@@ -445,7 +445,9 @@ def _mean_psnr(degraded, clean):
 
 #: The copy of the quickstart report kept in the keras-indi repository (its .keras files are not
 #: committed: see .gitignore), whose "Next steps" must not point at them.
-REPOSITORY_REPORT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "docs", "quickstart")
+REPOSITORY_REPORT = os.path.join(
+    os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "docs", "quickstart"
+)
 
 
 def _next_steps(output_dir, task):

@@ -507,7 +507,7 @@ def _say(*parts, quiet=False):
 
 # -- quickstart -------------------------------------------------------------------------------
 def _run_quickstart(arguments, parser):
-    from keras_indi.quickstart import run_quickstart
+    from keras_indi.apps.quickstart import run_quickstart
 
     if arguments.task != "toy" and arguments.samples is not None:
         parser.error("--samples only applies to --task toy (image tasks use --steps-per-epoch and --batch-size)")
@@ -1526,7 +1526,7 @@ def _run_evaluate(arguments, parser):
         parser.error(f"--steps has duplicate values: {','.join(map(str, arguments.steps))}")
     baseline_paths = _parse_baselines(arguments.baseline)
     _check_source(arguments)
-    from keras_indi.quickstart import prepare_output
+    from keras_indi.apps.quickstart import prepare_output
 
     output = pathlib.Path(arguments.output).expanduser()
     if output.is_dir() and os.listdir(output) and not arguments.overwrite:

@@ -52,7 +52,7 @@ The command line runner is ``benchmarks/run_experiments.py``::
     python benchmarks/run_experiments.py --mode fast --output results/fast
     python benchmarks/run_experiments.py --mode full --only indi_vs_ddpm --output results/ddpm
 
->>> from keras_indi import experiments
+>>> from keras_indi.apps import experiments
 >>> sorted(experiments.EXPERIMENTS)  # doctest: +NORMALIZE_WHITESPACE
 ['generation', 'indi_vs_ddpm', 'input_noise_ablation', 'steps_tradeoff',
  'time_distribution_ablation']
@@ -182,26 +182,11 @@ def device_info():
     """Backend, devices (from the backend's own device listing), versions and host."""
     import keras
 
-    backend = keras.backend.backend()
-    devices = []
-    try:
-        if backend == "jax":
-            import jax
+    from keras_indi.backend.devices import list_devices
 
-            devices = [f"{d.platform}:{d.id} {getattr(d, 'device_kind', '')}".strip() for d in jax.devices()]
-        elif backend == "tensorflow":
-            import tensorflow as tf
-
-            devices = [f"{d.device_type}:{d.name}" for d in tf.config.list_logical_devices()]
-        elif backend == "torch":
-            import torch
-
-            devices = ["cpu"] + [f"cuda:{i} {torch.cuda.get_device_name(i)}" for i in range(torch.cuda.device_count())]
-    except Exception as error:  # a listing failure must not stop an experiment
-        devices = [f"unknown ({type(error).__name__}: {error})"]
     return {
-        "backend": backend,
-        "devices": devices,
+        "backend": keras.backend.backend(),
+        "devices": list_devices(),  # a listing failure is reported, never raised
         "keras_version": keras.__version__,
         "python": sys.version.split()[0],
         "platform": platform.platform(),
@@ -268,7 +253,7 @@ def _arrays(task, settings, seed, source="builtin"):
 
 
 def _model_settings(settings):
-    # `keras_indi.quickstart.build_model` takes epochs x steps_per_epoch (one epoch here).
+    # `keras_indi.apps.quickstart.build_model` takes epochs x steps_per_epoch (one epoch here).
     return {**settings, "epochs": 1, "steps_per_epoch": settings["train_steps"]}
 
 
@@ -287,7 +272,7 @@ def _fit(model, train, settings, log, label):
 
 def train_indi(train, settings, task, seed, log, label, time_distribution="uniform", noise_schedule=None):
     """Train an `InDIModel` (or the regression baseline) on the arrays `train`; log its time and loss."""
-    from keras_indi.quickstart import build_model
+    from keras_indi.apps.quickstart import build_model
 
     model = build_model(_model_settings(settings), time_distribution, task, seed, noise_schedule=noise_schedule)
     return _fit(model, train, settings, log, label)
