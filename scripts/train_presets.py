@@ -52,8 +52,8 @@ def _metrics(model, degraded, clean, step_counts, seed):
         rows.append(
             {
                 "num_steps": num_steps,
-                "psnr": round(float(np.mean(psnr(clean, restored))), 3),
-                "ssim": round(float(np.mean(ssim(clean, restored))), 4),
+                "psnr": round(float(np.mean(np.asarray(psnr(clean, restored)))), 3),
+                "ssim": round(float(np.mean(np.asarray(ssim(clean, restored)))), 4),
                 "swd": round(float(sliced_wasserstein_distance(clean, restored)), 5),
                 "power_spectrum": round(float(power_spectrum_distance(clean, restored)), 4),
             }

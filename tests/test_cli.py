@@ -1,6 +1,6 @@
 """The command line: train (checkpoints, interruption and resume), restore, evaluate, help and errors.
 
-Everything here runs once, in the TensorFlow pass (the CLI is backend-agnostic code over the
+Everything here runs once, in the backend-agnostic pass (tests/conftest.py) (the CLI is backend-agnostic code over the
 library, whose backend behaviour has its own tests). One tiny training run, shared by the
 restore and evaluate tests, keeps the module fast.
 """

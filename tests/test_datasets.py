@@ -1,7 +1,7 @@
 """Tests of keras_indi.datasets: sources, folders, TFDS sources and task pipelines.
 
 Everything runs offline on small data the tests create. NumPy and tf.data tests are
-``backend_agnostic`` (TensorFlow pass only); `test_pydataset_feeds_model_fit` runs on every
+``backend_agnostic`` (one pass only, see tests/conftest.py); `test_pydataset_feeds_model_fit` runs on every
 backend.
 """
 

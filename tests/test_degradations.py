@@ -1,7 +1,7 @@
 """Tests of keras_indi.degradations.
 
 Tests of NumPy-only code (kernels, JPEG, validation, configs) are marked ``backend_agnostic``
-(they run in the TensorFlow pass only). The NumPy form of the degradations runs their keras.ops
+(they run in the backend-agnostic pass only). The NumPy form of the degradations runs their keras.ops
 implementation with the active backend, so its tests run on every backend, like the layer form.
 """
 

@@ -9,7 +9,7 @@ After every fault each output file is loadable or absent, never truncated; the r
 of model.keras, and the history).
 
 The subprocesses use the torch backend when it is installed (no compilation: each run takes
-seconds); the test runs once, in the TensorFlow pass. With ``KERAS_INDI_FAST=1`` (CI) it runs
+seconds); the test runs once, in the backend-agnostic pass. With ``KERAS_INDI_FAST=1`` (CI) it runs
 five training processes: the uninterrupted reference, held in the middle of a write while a
 second run into its folder is refused, then a chain of SIGKILL, a file-size limit and SIGTERM,
 resumed to the end. The full test also sends SIGINT, fills the disk at a history write, and
