@@ -44,6 +44,17 @@ def test_train_step_draws_new_time_each_step_and_is_reproducible():
     assert first != probe_losses(seed=2)
 
 
+def test_fit_twice_continues_training():
+    """A second fit() on a fitted model (as notebooks do, cell after cell) trains on."""
+    model = InDIModel(TimeConditionalUNet(widths=(8, 16), blocks_per_level=1, groups=4), seed=0)
+    model.compile(optimizer=keras.optimizers.Adam(use_ema=True))
+    clean = np.random.default_rng(0).uniform(-1, 1, (8, 16, 16, 3)).astype("float32")
+    model.fit(0.5 * clean, clean, epochs=1, batch_size=4, verbose=0)
+    history = model.fit(0.5 * clean, clean, epochs=1, batch_size=4, verbose=0)
+    assert np.isfinite(history.history["loss"][0])
+    assert int(model.optimizer.iterations) == 4
+
+
 def test_fit_from_numpy_with_validation_metrics_and_callbacks():
     keras.utils.set_random_seed(0)
     model = InDIModel(small_unet(), seed=0)

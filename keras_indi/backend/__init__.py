@@ -19,6 +19,7 @@ _NAMES = {
     "replica_batch": "distribution",
     "is_eager_tensor": "tensors",
     "is_traced_backend": "tensors",
+    "separate_variable_buffers": "tensors",
     "step_noise": "random",
     "enable_compilation_cache": "compilation_cache",
     "loading_weights": "compilation_cache",

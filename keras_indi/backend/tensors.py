@@ -25,3 +25,19 @@ def is_eager_tensor(value):
 def is_traced_backend():
     """JAX and TensorFlow take scalars as traced tensors; torch runs eagerly on Python ints."""
     return keras.backend.backend() in ("jax", "tensorflow")
+
+
+def separate_variable_buffers(variables):
+    """Give each variable its own buffer again (JAX; elsewhere nothing to do).
+
+    After ``fit`` with an EMA optimizer (``use_ema=True``), Keras copies the averages into the
+    model's weights by assignment; on JAX the weight and its average then share one device
+    buffer, and the next ``fit``, which donates both to its compiled step, fails with "Attempt
+    to donate the same buffer twice" (Keras 3.15). A copy per weight restores one buffer each.
+    """
+    if keras.backend.backend() != "jax":
+        return
+    import jax.numpy as jnp
+
+    for variable in variables:
+        variable.assign(jnp.array(variable.value, copy=True))

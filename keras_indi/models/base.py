@@ -22,9 +22,17 @@ network itself.
 """
 
 import keras
+import numpy as np
 from keras import ops
 
-from keras_indi.utils.validation import check_choice, check_model_arguments
+from keras_indi.backend.tensors import separate_variable_buffers
+from keras_indi.utils.validation import (
+    check_choice,
+    check_finite_and_range,
+    check_float_array,
+    check_model_arguments,
+    check_network_input,
+)
 
 LOSSES = {"l1": keras.losses.MeanAbsoluteError, "l2": keras.losses.MeanSquaredError}
 
@@ -33,8 +41,9 @@ class RestorationModel(keras.Model):
     """Base class of the models: a network, a training `objective` and Keras' own trainer.
 
     Subclasses implement `objective`, `regress` and `make_sampler`, and set `loss_prefix`
-    (the name of the default loss) and `network_inputs` (what the network is called on, for
-    messages).
+    (the name of the default loss), `network_inputs` (what the network is called on, for
+    messages), `inputs_per_call` (how many images the network sees concatenated on channels)
+    and `same_shape_hint` (why `fit`'s inputs and targets share a shape, for messages).
 
     Args:
         network: the network, a Keras layer or model (or its serialized config).
@@ -46,6 +55,8 @@ class RestorationModel(keras.Model):
 
     loss_prefix = "restoration"
     network_inputs = "[x_t, t]"
+    inputs_per_call = 1
+    same_shape_hint = "(the network takes them alike). Received {} and {}."
 
     def __init__(self, network, loss, value_range, seed, seed_name, **kwargs):
         super().__init__(**kwargs)
@@ -72,6 +83,35 @@ class RestorationModel(keras.Model):
     def make_sampler(self):
         """The sampler behind `restore`."""
         raise NotImplementedError(f"{type(self).__name__} must implement `make_sampler`.")
+
+    # -- input checks ---------------------------------------------------------------------------
+    def _check_fit_data(self, x, y, validation_data):
+        """Check the NumPy arrays of ``fit(x, y, validation_data=...)``: floating point, of the
+        network's rank and channels, finite, in `value_range` (degraded inputs may exceed it:
+        see `value_range`) and of one shape. ``x`` without ``y`` holds clean images."""
+        pairs = [(x, y, "fit()")]
+        if isinstance(validation_data, (tuple, list)) and len(validation_data) >= 2:
+            pairs.append((validation_data[0], validation_data[1], "validation_data"))
+        for degraded, clean, where in pairs:
+            inputs = "clean images (x)" if clean is None else "degraded inputs (x)"
+            for array, label, is_degraded in ((degraded, inputs, clean is not None), (clean, "clean targets (y)", False)):
+                if isinstance(array, np.ndarray):
+                    label = f"{where} {label}"
+                    check_float_array(array, label, min_rank=2)
+                    check_finite_and_range(array, label, self.value_range, degraded=is_degraded)
+                    check_network_input(self.network, array.shape, label, inputs_per_call=self.inputs_per_call)
+            if isinstance(degraded, np.ndarray) and isinstance(clean, np.ndarray) and degraded.shape != clean.shape:
+                raise ValueError(
+                    f"{where} degraded inputs and clean targets must have the same shape "
+                    + self.same_shape_hint.format(degraded.shape, clean.shape)
+                )
+
+    def fit(self, *args, **kwargs):
+        """`keras.Model.fit`; a model trained with an EMA optimizer can be fitted again."""
+        history = super().fit(*args, **kwargs)
+        if getattr(getattr(self, "optimizer", None), "use_ema", False):
+            separate_variable_buffers(self.trainable_variables)
+        return history
 
     # -- the objective through Keras' trainer -------------------------------------------------
     def call(self, inputs, training=False):
