@@ -13,6 +13,7 @@ import numpy as np
 from keras import ops
 
 from keras_indi.api_export import keras_indi_export
+from keras_indi.schedules import _Schedule
 from keras_indi.utils.validation import check_choice, check_number, check_positive_int
 
 _SCHEDULE_KINDS = ("linear", "cosine")
@@ -40,7 +41,7 @@ def _as_column(values, reference):
 
 
 @keras_indi_export(("keras_indi.DDPMSchedule", "keras_indi.models.DDPMSchedule"))
-class DDPMSchedule:
+class DDPMSchedule(_Schedule):
     """The variance schedule ``beta_1 ... beta_T`` of a discrete-time DDPM.
 
     Steps are indexed ``n = 0, ..., T - 1`` (``n = T - 1`` is the noisiest) and
@@ -124,15 +125,8 @@ class DDPMSchedule:
             "max_beta": self.max_beta,
         }
 
-    @classmethod
-    def from_config(cls, config):
-        return cls(**config)
-
     def __repr__(self):
         return f"DDPMSchedule({self.kind!r}, num_timesteps={self.num_timesteps})"
-
-    def __eq__(self, other):
-        return type(self) is type(other) and self.get_config() == other.get_config()
 
 
 def get_ddpm_schedule(spec, num_timesteps=None):

@@ -33,6 +33,8 @@ from keras_indi.api_export import keras_indi_export
 from keras_indi.metrics.image_quality import psnr as _psnr
 from keras_indi.metrics.image_quality import ssim as _ssim
 from keras_indi.metrics.perceptual import power_spectrum_distance, sliced_wasserstein_distance
+from keras_indi.plotting import new_figure
+from keras_indi.utils.validation import check_positive_int
 
 BUILTIN_METRICS = ("psnr", "ssim", "swd", "power_spectrum")
 # True when larger values are better; used for axis labels.
@@ -163,29 +165,10 @@ def _resolve_metrics(metrics, data_range, crop_border, y_channel, chunk, seed):
             f"`metrics` is empty: use some of {list(BUILTIN_METRICS)} or name -> callable pairs."
         )
     seed = 0 if seed is None else seed
-
-    def per_image(fn):
-        def compute(clean, restored):
-            values = []
-            for start in range(0, clean.shape[0], chunk):
-                values.append(
-                    keras.ops.convert_to_numpy(
-                        fn(
-                            clean[start : start + chunk],
-                            restored[start : start + chunk],
-                            data_range=data_range,
-                            crop_border=crop_border,
-                            y_channel=y_channel,
-                        )
-                    )
-                )
-            return float(np.mean(np.concatenate(values)))
-
-        return compute
-
+    options = {"data_range": data_range, "crop_border": crop_border, "y_channel": y_channel}
     builtin = {
-        "psnr": per_image(_psnr),
-        "ssim": per_image(_ssim),
+        "psnr": _per_image(_psnr, chunk, options),
+        "ssim": _per_image(_ssim, chunk, options),
         "swd": lambda clean, restored: sliced_wasserstein_distance(clean, restored, seed=seed),
         "power_spectrum": lambda clean, restored: power_spectrum_distance(clean, restored),
     }
@@ -207,7 +190,7 @@ def _resolve_metrics(metrics, data_range, crop_border, y_channel, chunk, seed):
                     f"Metric {name!r} must be callable as fn(clean, restored). Received {fn!r}."
                 )
             if isinstance(fn, keras.layers.Layer):
-                fn = _per_image_layer(fn, chunk)
+                fn = _per_image(fn, chunk)
         else:
             raise ValueError(
                 f"Each metric must be a built-in name ({list(BUILTIN_METRICS)}) or a (name, callable) "
@@ -221,16 +204,14 @@ def _resolve_metrics(metrics, data_range, crop_border, y_channel, chunk, seed):
     return resolved
 
 
-def _per_image_layer(layer, chunk):
-    """Keras layers/models (e.g. `LPIPS`) are per-image: call them on chunks and average."""
+def _per_image(fn, chunk, options=None):
+    """A per-image metric (PSNR, SSIM, Keras layers/models such as `LPIPS`), called on chunks
+    of `chunk` images with the keyword `options`; the mean of its values."""
 
     def compute(clean, restored):
         values = [
-            np.reshape(
-                _to_numpy(layer(clean[start : start + chunk], restored[start : start + chunk])),
-                (-1,),
-            )
-            for start in range(0, clean.shape[0], chunk)
+            np.reshape(_to_numpy(fn(clean[i : i + chunk], restored[i : i + chunk], **(options or {}))), (-1,))
+            for i in range(0, clean.shape[0], chunk)
         ]
         return float(np.mean(np.concatenate(values)))
 
@@ -384,24 +365,10 @@ def evaluate_tradeoff(
             f"`degraded` and `clean` must have the same shape. Received {degraded.shape} and {clean.shape}."
         )
     step_counts = _check_step_counts(step_counts)
-    if seed is not None and (
-        isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0
-    ):
-        raise ValueError(f"`seed` must be an integer >= 0 or None. Received seed={seed!r}.")
-    if batch_size is not None and (
-        isinstance(batch_size, bool)
-        or not isinstance(batch_size, numbers.Integral)
-        or batch_size < 1
-    ):
-        raise ValueError(
-            f"`batch_size` must be an integer >= 1 or None. Received batch_size={batch_size!r}."
-        )
-    if (
-        isinstance(num_examples, bool)
-        or not isinstance(num_examples, numbers.Integral)
-        or num_examples < 0
-    ):
-        raise ValueError(f"`num_examples` must be an integer >= 0. Received {num_examples!r}.")
+    for name, value, minimum in (("seed", seed, 0), ("batch_size", batch_size, 1)):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum):
+            raise ValueError(f"`{name}` must be an integer >= {minimum} or None. Received {name}={value!r}.")
+    num_examples = check_positive_int(num_examples, "num_examples", minimum=0)
     if baselines is None:
         baselines = {}
     if not isinstance(baselines, dict):
@@ -753,26 +720,16 @@ class TradeoffResult:
 
         if path is not None:
             path = _check_target(path, overwrite)
-            from matplotlib.figure import Figure
-
-            figure = Figure(figsize=(image_size * len(columns), image_size * len(indices)), dpi=dpi)
-        else:
-            import matplotlib.pyplot as plt
-
-            figure = plt.figure(
-                figsize=(image_size * len(columns), image_size * len(indices)), dpi=dpi
-            )
+        figure = new_figure((image_size * len(columns), image_size * len(indices)), dpi, path)
         axes = np.asarray(figure.subplots(len(indices), len(columns), squeeze=False))
         low, high = value_range
         for row_index, example in enumerate(indices):
             for column_index, (title, images) in enumerate(columns):
                 ax = axes[row_index, column_index]
                 image = np.clip((images[example] - low) / (high - low), 0.0, 1.0)
-                if image.shape[-1] == 1:
-                    ax.imshow(image[..., 0], cmap="gray", vmin=0.0, vmax=1.0)
-                elif image.shape[-1] == 3:
+                if image.shape[-1] == 3:
                     ax.imshow(image)
-                else:
+                else:  # one channel (or the first of another count) in gray
                     ax.imshow(image[..., 0], cmap="gray", vmin=0.0, vmax=1.0)
                 ax.set_xticks([])
                 ax.set_yticks([])
@@ -820,9 +777,7 @@ class TradeoffResult:
         if y is None:
             others = [m for m in self.metrics if m != x]
             y = "swd" if "swd" in others else (others[0] if others else "num_steps")
-        from matplotlib.figure import Figure
-
-        figure = Figure(figsize=(6, 4.5), dpi=100)
+        figure = new_figure((6, 4.5), 100, paths["plot"])
         self.plot(x=x, y=y, ax=figure.subplots())
         figure.tight_layout()
         figure.savefig(paths["plot"])

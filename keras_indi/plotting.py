@@ -5,6 +5,18 @@ import numpy as np
 from keras_indi.api_export import keras_indi_export
 
 
+def new_figure(figsize, dpi, path=None):
+    """A matplotlib Figure; one outside pyplot (never shown, nothing to close) when it is to be
+    saved to `path`."""
+    if path is not None:
+        from matplotlib.figure import Figure
+
+        return Figure(figsize=figsize, dpi=dpi)
+    import matplotlib.pyplot as plt
+
+    return plt.figure(figsize=figsize, dpi=dpi)
+
+
 def _display(image, value_range):
     low, high = value_range
     image = np.clip((np.asarray(image, "float32") - low) / (high - low), 0.0, 1.0)
@@ -45,14 +57,7 @@ def comparison_figure(panels, zoom=None, path=None, value_range=(-1.0, 1.0), pan
         if size < 1 or top < 0 or left < 0 or top + size > height or left + size > width:
             raise ValueError(f"`zoom` {zoom!r} must be (top, left, size) inside the {height}x{width} images.")
     rows = 1 if zoom is None else 2
-    if path is not None:
-        from matplotlib.figure import Figure
-
-        figure = Figure(figsize=(panel_size * len(panels), panel_size * rows + (0.4 if title else 0)), dpi=dpi)
-    else:
-        import matplotlib.pyplot as plt
-
-        figure = plt.figure(figsize=(panel_size * len(panels), panel_size * rows + (0.4 if title else 0)), dpi=dpi)
+    figure = new_figure((panel_size * len(panels), panel_size * rows + (0.4 if title else 0)), dpi, path)
     axes = np.asarray(figure.subplots(rows, len(panels), squeeze=False))
     for column, (label, image) in enumerate(panels):
         shown = _display(image, value_range)

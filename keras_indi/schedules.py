@@ -15,11 +15,30 @@ from keras_indi.api_export import keras_indi_export
 from keras_indi.utils.validation import check_number
 
 
+class _Schedule:
+    """What both kinds of schedule share: a config of constructor arguments, and the repr and
+    equality it defines."""
+
+    def get_config(self):
+        return {}
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
+    def __repr__(self):
+        arguments = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
+        return f"{type(self).__name__}({arguments})"
+
+    def __eq__(self, other):
+        return type(self) is type(other) and self.get_config() == other.get_config()
+
+
 # ----------------------------------------------------------------------------------------
 # Noise schedules
 # ----------------------------------------------------------------------------------------
 @keras_indi_export("keras_indi.schedules.NoiseSchedule")
-class NoiseSchedule:
+class NoiseSchedule(_Schedule):
     """Base class: the standard deviation ``sigma(t) = t * eps_t`` of the noise in ``x_t``.
 
     Subclasses implement ``sigma(t)``; ``eps_t`` must be non-increasing in t so that the
@@ -50,20 +69,6 @@ class NoiseSchedule:
     def is_zero(self):
         """True when x_t carries no noise at all (sigma(t) = 0 for every t)."""
         return getattr(self, "epsilon", None) == 0.0
-
-    def get_config(self):
-        return {}
-
-    @classmethod
-    def from_config(cls, config):
-        return cls(**config)
-
-    def __repr__(self):
-        arguments = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
-        return f"{type(self).__name__}({arguments})"
-
-    def __eq__(self, other):
-        return type(self) is type(other) and self.get_config() == other.get_config()
 
 
 @keras_indi_export("keras_indi.schedules.ConstantNoise")
@@ -157,7 +162,7 @@ def get_noise_schedule(spec):
 # Training-time distributions p(t)
 # ----------------------------------------------------------------------------------------
 @keras_indi_export("keras_indi.schedules.TimeDistribution")
-class TimeDistribution:
+class TimeDistribution(_Schedule):
     """Base class of p(t), the distribution of training times in [0, 1].
 
     Subclasses implement ``sample(batch_size, seed)`` with `keras.random` and the given
@@ -166,20 +171,6 @@ class TimeDistribution:
 
     def sample(self, batch_size, seed):
         raise NotImplementedError
-
-    def get_config(self):
-        return {}
-
-    @classmethod
-    def from_config(cls, config):
-        return cls(**config)
-
-    def __repr__(self):
-        arguments = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
-        return f"{type(self).__name__}({arguments})"
-
-    def __eq__(self, other):
-        return type(self) is type(other) and self.get_config() == other.get_config()
 
 
 @keras_indi_export("keras_indi.schedules.UniformTime")

@@ -1067,27 +1067,18 @@ def _check_training_data(arguments, train, validation):
             )
 
 
-def _psnr(images, clean):
-    """PSNR in dB of each image against `clean`, both in [-1, 1] (`images` clipped to it)."""
-    import numpy as np
-
-    error = np.mean((np.clip(images, -1.0, 1.0) - clean) ** 2, axis=tuple(range(1, np.ndim(clean))))
-    return 10.0 * np.log10(4.0 / np.maximum(error, 1e-12))
-
-
 def validation_verdict(model, validation, seed=0):
     """One line comparing the validation PSNR of `model` at 1 step with the PSNR of its
     degraded inputs (both against the clean images): whether the model improves on its input."""
     import numpy as np
 
-    restored_psnr, input_psnr = [], []
-    for index in range(len(validation)):
-        degraded, clean = validation[index]
-        restored = model.restore(degraded, num_steps=1, seed=seed, progress_bar=False)
-        restored_psnr.append(_psnr(np.asarray(restored, "float32"), clean))
-        input_psnr.append(_psnr(np.asarray(degraded, "float32"), clean))
-    restored_db = float(np.mean(np.concatenate(restored_psnr)))
-    input_db = float(np.mean(np.concatenate(input_psnr)))
+    from keras_indi.apps.quickstart import mean_psnr
+
+    batches = [validation[index] for index in range(len(validation))]
+    degraded, clean = (np.concatenate([np.asarray(batch[i], "float32") for batch in batches]) for i in (0, 1))
+    restored = [model.restore(batch[0], num_steps=1, seed=seed, progress_bar=False) for batch in batches]
+    restored_db = mean_psnr(np.concatenate([np.asarray(r, "float32") for r in restored]), clean)
+    input_db = mean_psnr(degraded, clean)
     gain = restored_db - input_db
     line = f"Validation PSNR (1 step): model {restored_db:.1f} dB vs degraded input {input_db:.1f} dB ({gain:+.1f} dB)"
     if gain < 0:
@@ -1428,14 +1419,14 @@ def save_png(image, path, value_range=(-1.0, 1.0)):
     import numpy as np
     from PIL import Image
 
+    from keras_indi.callbacks import _replace_atomically
+
     low, high = value_range
     unit = np.clip((np.asarray(image, "float32") - low) / (high - low), 0.0, 1.0)
     pixels = np.round(unit * 255.0).astype("uint8")
     if pixels.shape[-1] == 1:
         pixels = pixels[..., 0]
-    temporary = pathlib.Path(path).with_name(f".{pathlib.Path(path).name}.partial")
-    Image.fromarray(pixels).save(temporary, format="PNG")
-    os.replace(temporary, path)
+    _replace_atomically(path, lambda temporary: Image.fromarray(pixels).save(temporary, format="PNG"))
 
 
 def _input_channel_notices(paths, channels):

@@ -281,29 +281,18 @@ def train_indi(train, settings, task, seed, log, label, time_distribution="unifo
 def train_ddpm(train, settings, seed, log, label="DDPM"):
     """Train a vanilla `ConditionalDDPM` (epsilon prediction, L2, linear schedule) with the InDI
     U-Net's widths and the same optimizer, learning-rate schedule and batches."""
-    import keras
-
+    from keras_indi.apps.quickstart import compiled_unet_model
     from keras_indi.models.ddpm import ConditionalDDPM
-    from keras_indi.networks.unet import TimeConditionalUNet
-    from keras_indi.utils.precision import loss_scaled_optimizer
 
     channels = train[0].shape[-1]
-    keras.utils.set_random_seed(seed)
-    network = TimeConditionalUNet(
-        widths=settings["widths"],
-        blocks_per_level=settings["blocks_per_level"],
-        attention_levels=settings["attention_levels"],
-        in_channels=2 * channels,
+    model = compiled_unet_model(
+        settings,
+        seed,
+        2 * channels,
+        lambda network: ConditionalDDPM(network, num_timesteps=settings["ddpm_timesteps"], seed=seed),
+        settings["train_steps"],
         out_channels=channels,
-        groups=max(1, settings["widths"][0] // 4),
-        dtype=settings["precision"],
     )
-    model = ConditionalDDPM(network, num_timesteps=settings["ddpm_timesteps"], seed=seed)
-    learning_rate = keras.optimizers.schedules.CosineDecay(settings["learning_rate"], settings["train_steps"], alpha=0.05)
-    model.compile(optimizer=loss_scaled_optimizer(keras.optimizers.Adam(learning_rate), settings["precision"]))
-    size = settings["image_size"]
-    network.build((None, size, size, 2 * channels))
-    model.optimizer.build(model.trainable_variables)
     return _fit(model, train, settings, log, label)
 
 

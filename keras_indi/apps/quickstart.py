@@ -264,7 +264,7 @@ def run_quickstart(
         method_name="InDI",
     )
     paths = result.save(output_dir, overwrite=True, prefix="tradeoff")
-    input_psnr = _mean_psnr(degraded, clean)
+    input_psnr = mean_psnr(degraded, clean)
     with open(os.path.join(output_dir, "history.json"), "w") as file:
         json.dump({"training_seconds": seconds, **histories}, file, indent=2)
     with open(os.path.join(output_dir, "settings.json"), "w") as file:
@@ -331,7 +331,7 @@ def _preset_comparison(output_dir, task, seed, verbose, tiny):
     comparison_figure(panels, zoom=zoom, path=paths["zoom"], panel_size=2.6,
                       title=f"{task}: a held-out photograph ({HELD_OUT_IMAGES[0]}), whole and zoomed")
     return {"name": name, "twin": twin_name, "result": result, "paths": paths,
-            "input_psnr": _mean_psnr(degraded, clean), "metadata": presets[name]}
+            "input_psnr": mean_psnr(degraded, clean), "metadata": presets[name]}
 
 
 def _preset_lines(section):
@@ -341,16 +341,9 @@ def _preset_lines(section):
     rows = {(row["method"], row["num_steps"]): row for row in result.rows}
     indi_rows = sorted((row for row in result.rows if row["method"] == "InDI preset"), key=lambda row: row["num_steps"])
     first, last, twin = indi_rows[0], indi_rows[-1], rows[("regression twin", 1)]
-    better = [
-        f"{label} {last[key]:.4f} vs {twin[key]:.4f}"
-        for key, label in (("swd", "SWD"), ("power_spectrum", "power-spectrum distance"))
-        if last[key] < twin[key]
-    ]
-    worse = [
-        f"{label} {last[key]:.4f} vs {twin[key]:.4f}"
-        for key, label in (("swd", "SWD"), ("power_spectrum", "power-spectrum distance"))
-        if last[key] >= twin[key]
-    ]
+    better, worse = [], []
+    for key, label in (("swd", "SWD"), ("power_spectrum", "power-spectrum distance")):
+        (better if last[key] < twin[key] else worse).append(f"{label} {last[key]:.4f} vs {twin[key]:.4f}")
     cost = f"at a PSNR cost of {twin['psnr'] - last['psnr']:.2f} dB"
     if not worse:
         verdict = (
@@ -400,14 +393,31 @@ def build_model(settings, time_distribution, task, seed, noise_schedule=None, lo
     with a cosine over the whole run. ``settings["precision"]`` (default ``"auto"``) is the
     network's dtype policy; under ``"mixed_float16"`` the optimizer scales the loss.
     """
-    import keras
-
     from keras_indi.models.indi_model import InDIModel
-    from keras_indi.networks.unet import TimeConditionalUNet
-    from keras_indi.utils.precision import loss_scaled_optimizer, resolve_precision
 
     if noise_schedule is None:
         noise_schedule = 0.0 if task in NOISY_TASKS else 0.01
+
+    def make_model(network):
+        return InDIModel(
+            network, time_distribution=time_distribution, noise_schedule=noise_schedule, loss=loss, seed=seed
+        )
+
+    # EMA of the weights (used at the end of fit): measured better at 20 steps (RESULTS.md).
+    total_steps = settings["epochs"] * settings["steps_per_epoch"]
+    return compiled_unet_model(settings, seed, channels, make_model, total_steps, use_ema=True, ema_momentum=0.99)
+
+
+def compiled_unet_model(settings, seed, channels, make_model, total_steps, out_channels=None, **adam):
+    """``make_model(network)`` around a fresh `TimeConditionalUNet` of `settings` (its initial
+    weights set by `seed`) taking `channels` input channels, compiled with Adam (`adam`: its
+    options) on a learning rate decaying with a cosine over `total_steps`, loss scaled under
+    ``settings["precision"] == "mixed_float16"``; the weights and optimizer variables exist."""
+    import keras
+
+    from keras_indi.networks.unet import TimeConditionalUNet
+    from keras_indi.utils.precision import loss_scaled_optimizer, resolve_precision
+
     precision = resolve_precision(settings.get("precision", "auto"), 'settings["precision"]')
     keras.utils.set_random_seed(seed)
     network = TimeConditionalUNet(
@@ -415,21 +425,13 @@ def build_model(settings, time_distribution, task, seed, noise_schedule=None, lo
         blocks_per_level=settings["blocks_per_level"],
         attention_levels=settings["attention_levels"],
         in_channels=channels,
+        out_channels=out_channels,
         groups=max(1, settings["widths"][0] // 4),  # four channels per GroupNorm group
         dtype=precision,
     )
-    model = InDIModel(
-        network,
-        time_distribution=time_distribution,
-        noise_schedule=noise_schedule,
-        loss=loss,
-        seed=seed,
-    )
-    total_steps = settings["epochs"] * settings["steps_per_epoch"]
+    model = make_model(network)
     learning_rate = keras.optimizers.schedules.CosineDecay(settings["learning_rate"], total_steps, alpha=0.05)
-    # EMA of the weights (used at the end of fit): measured better at 20 steps (RESULTS.md).
-    optimizer = keras.optimizers.Adam(learning_rate, use_ema=True, ema_momentum=0.99)
-    model.compile(optimizer=loss_scaled_optimizer(optimizer, precision))
+    model.compile(optimizer=loss_scaled_optimizer(keras.optimizers.Adam(learning_rate, **adam), precision))
     size = settings["image_size"]
     network.build((None, size, size, channels))  # create the weights now
     # Optimizer variables created now, not inside the first traced train step: TensorFlow
@@ -438,8 +440,9 @@ def build_model(settings, time_distribution, task, seed, noise_schedule=None, lo
     return model
 
 
-def _mean_psnr(degraded, clean):
-    mse = np.mean((np.clip(degraded, -1, 1) - clean) ** 2, axis=(1, 2, 3))
+def mean_psnr(images, clean):
+    """Mean PSNR in dB of `images` against `clean`, both in [-1, 1] (`images` clipped to it)."""
+    mse = np.mean((np.clip(images, -1, 1) - clean) ** 2, axis=(1, 2, 3))
     return float(np.mean(10.0 * np.log10(4.0 / np.maximum(mse, 1e-12))))
 
 

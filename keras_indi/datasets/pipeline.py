@@ -32,15 +32,8 @@ from keras_indi.datasets.sources import (
     _check_size,
     apply_degradation,
 )
+from keras_indi.utils.validation import check_positive_int
 
-_FALLBACK_TASKS = (
-    "motion_deblurring",
-    "defocus_deblurring",
-    "super_resolution",
-    "jpeg",
-    "denoising",
-    "generation",
-)
 # Named sources that hold real pairs, and the task those pairs are made for.
 NATIVE_TASKS = {"gopro": "motion_deblurring", "dpdd": "defocus_deblurring", "div2k": "super_resolution"}
 NAMED_SOURCES = ("builtin", "dead_leaves", "gopro", "dpdd", "div2k")
@@ -166,7 +159,7 @@ class DatasetConfig:
             object.__setattr__(self, name, value)
 
         store("image_size", _check_size(self.image_size, "image_size"))
-        store("batch_size", _check_int(self.batch_size, "batch_size"))
+        store("batch_size", check_positive_int(self.batch_size, "batch_size"))
         if not isinstance(self.seed, numbers.Integral) or isinstance(self.seed, bool) or self.seed < 0:
             raise ValueError(f"`seed` must be a non-negative int. Received seed={self.seed!r}.")
         store("seed", int(self.seed))
@@ -178,7 +171,7 @@ class DatasetConfig:
         store("validation_fraction", fraction)
         for name in ("steps_per_epoch", "validation_samples", "scale", "max_examples"):
             if getattr(self, name) is not None:
-                store(name, _check_int(getattr(self, name), name))
+                store(name, check_positive_int(getattr(self, name), name))
         store("channels", check_channels(self.channels))
         if self.degradation is not None and not callable(self.degradation):
             raise ValueError(
@@ -200,8 +193,8 @@ class DatasetConfig:
             raise ValueError(
                 f"`photo_probability` must be in [0, 1]. Received photo_probability={self.photo_probability!r}."
             )
-        store("shuffle_buffer", _check_int(self.shuffle_buffer, "shuffle_buffer"))
-        store("workers", _check_int(self.workers, "workers", minimum=0))
+        store("shuffle_buffer", check_positive_int(self.shuffle_buffer, "shuffle_buffer"))
+        store("workers", check_positive_int(self.workers, "workers", minimum=0))
         store("dead_leaves_kwargs", dict(self.dead_leaves_kwargs or {}))
         for name in ("flips", "cache_images", "use_multiprocessing"):
             store(name, bool(getattr(self, name)))
@@ -413,25 +406,6 @@ def _resolve_output(output):
 # ---------------------------------------------------------------------------------------------
 # Source resolution.
 # ---------------------------------------------------------------------------------------------
-def _task_degradation(task, seed):
-    try:
-        from keras_indi.degradations import get_task_degradation
-    except ImportError as error:
-        raise ValueError(
-            f"task={task!r} needs `keras_indi.degradations.get_task_degradation`, which is not "
-            f"available ({error}). Pass `degradation=` explicitly."
-        ) from error
-    return get_task_degradation(task, seed=seed)
-
-
-def _known_tasks():
-    try:
-        from keras_indi.degradations import TASKS
-    except ImportError:
-        return _FALLBACK_TASKS
-    return tuple(TASKS)
-
-
 def _resolve_source(source, config):
     """Return ``(train_source, official_validation_source or None)``.
 
@@ -683,7 +657,9 @@ def build_task_datasets(task=None, source="builtin", config=None, **options):
                 "This source holds clean images only: pass a `task` (its default degradation is used) "
                 "or a `degradation`."
             )
-        config = dataclasses.replace(config, degradation=_task_degradation(task, config.seed))
+        from keras_indi.degradations import get_task_degradation
+
+        config = dataclasses.replace(config, degradation=get_task_degradation(task, seed=config.seed))
     clean_only = config.degrade_on == "model"
     if clean_only:
         _check_degrade_on_model(use_real_pairs, config.degradation, task, named)
@@ -726,7 +702,7 @@ def build_task_datasets(task=None, source="builtin", config=None, **options):
 
 
 def _check_task(task):
-    known = _known_tasks()
+    from keras_indi.degradations import TASKS as known
     if isinstance(task, str):
         task = task.strip().lower().replace("-", "_").replace(" ", "_")
     if task is not None and task not in known:
@@ -772,12 +748,6 @@ def _tfds_split(source, split):
     )
 
 
-def _check_int(value, name, minimum=1):
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
-        raise ValueError(f"`{name}` must be an integer >= {minimum}. Received {name}={value!r}.")
-    return int(value)
-
-
 @keras_indi_export("keras_indi.datasets.take_arrays")
 def take_arrays(dataset, num_batches=1):
     """The first `num_batches` batches of a pipeline as NumPy ``(degraded, clean)`` arrays.
@@ -791,7 +761,7 @@ def take_arrays(dataset, num_batches=1):
     A pipeline of clean batches only (``degrade_on="model"``) gives one array, the clean
     images. Note that iterating a training pipeline starts a new epoch (new random crops).
     """
-    num_batches = _check_int(num_batches, "num_batches")
+    num_batches = check_positive_int(num_batches, "num_batches")
     if dataset is None:
         raise ValueError("`dataset` is None (no validation pipeline was built?).")
     columns = []

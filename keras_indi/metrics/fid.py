@@ -29,6 +29,7 @@ import numpy as np
 
 from keras_indi.api_export import keras_indi_export
 from keras_indi.backend.compile import predict_batch
+from keras_indi.utils.validation import check_positive_int
 
 
 def _features(value, name):
@@ -181,8 +182,7 @@ def kernel_inception_distance(
         ("subset_size", subset_size),
         ("degree", degree),
     ):
-        if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-            raise ValueError(f"`{name}` must be an integer >= 1. Received {name}={value!r}.")
+        check_positive_int(value, name)
     size = min(int(subset_size), a.shape[0], b.shape[0])
     dim = a.shape[1]
     rng = np.random.default_rng(seed)

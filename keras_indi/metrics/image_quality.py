@@ -334,9 +334,10 @@ def ssim(reference, estimate, data_range=2.0, crop_border=0, y_channel=False, va
 
 
 class _MeanImageMetric(keras.metrics.Metric):
-    """Mean over images of a per-image full-reference metric."""
+    """Mean over images of a per-image full-reference metric (`name` None: `_default_name`)."""
 
     _fn = None
+    _default_name = None
 
     def __init__(
         self,
@@ -347,7 +348,7 @@ class _MeanImageMetric(keras.metrics.Metric):
         name=None,
         dtype=None,
     ):
-        super().__init__(name=name, dtype=dtype)
+        super().__init__(name=name or self._default_name, dtype=dtype)
         self.data_range = _check_data_range(data_range)
         self.crop_border = _check_crop_border(crop_border)
         self.y_channel = bool(y_channel)
@@ -416,17 +417,7 @@ class PSNR(_MeanImageMetric):
     """
 
     _fn = staticmethod(psnr)
-
-    def __init__(
-        self,
-        data_range=2.0,
-        crop_border=0,
-        y_channel=False,
-        value_range=None,
-        name="psnr",
-        dtype=None,
-    ):
-        super().__init__(data_range, crop_border, y_channel, value_range, name=name, dtype=dtype)
+    _default_name = "psnr"
 
 
 @keras_indi_export("keras_indi.metrics.SSIM")
@@ -444,14 +435,4 @@ class SSIM(_MeanImageMetric):
     """
 
     _fn = staticmethod(ssim)
-
-    def __init__(
-        self,
-        data_range=2.0,
-        crop_border=0,
-        y_channel=False,
-        value_range=None,
-        name="ssim",
-        dtype=None,
-    ):
-        super().__init__(data_range, crop_border, y_channel, value_range, name=name, dtype=dtype)
+    _default_name = "ssim"

@@ -19,6 +19,7 @@ import numpy as np
 from scipy import ndimage
 
 from keras_indi.api_export import keras_indi_export
+from keras_indi.utils.validation import check_positive_int
 
 # 5-tap binomial filter of cv2.pyrDown / pyrUp, as in the Progressive GAN code.
 _PYRAMID_TAPS = np.array([1.0, 4.0, 6.0, 4.0, 1.0]) / 16.0
@@ -65,12 +66,6 @@ def _check_same_image_shape(a, b):
         )
 
 
-def _check_int(value, name, minimum):
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
-        raise ValueError(f"`{name}` must be an integer >= {minimum}. Received {name}={value!r}.")
-    return int(value)
-
-
 def _pyr_down(images):
     """Blur with the binomial filter (mirror borders) and keep every second pixel (cv2.pyrDown)."""
     blurred = ndimage.convolve1d(images, _PYRAMID_TAPS, axis=1, mode="mirror")
@@ -100,7 +95,7 @@ def laplacian_pyramid(images, num_levels):
     [32, 16]
     """
     images = _to_numpy_images(images, "images")
-    num_levels = _check_int(num_levels, "num_levels", 1)
+    num_levels = check_positive_int(num_levels, "num_levels")
     pyramid = [images]
     for _ in range(1, num_levels):
         pyramid.append(_pyr_down(pyramid[-1]))
@@ -203,14 +198,14 @@ def sliced_wasserstein_distance(
     >>> sliced_wasserstein_distance(clean, noisy) > 0
     True
     """
-    patch_size = _check_int(patch_size, "patch_size", 1)
+    patch_size = check_positive_int(patch_size, "patch_size")
     if patch_size % 2 == 0:
         raise ValueError(f"`patch_size` must be odd. Received patch_size={patch_size}.")
-    patches_per_image = _check_int(patches_per_image, "patches_per_image", 1)
-    num_projections = _check_int(num_projections, "num_projections", 1)
-    min_resolution = _check_int(min_resolution, "min_resolution", 1)
+    patches_per_image = check_positive_int(patches_per_image, "patches_per_image")
+    num_projections = check_positive_int(num_projections, "num_projections")
+    min_resolution = check_positive_int(min_resolution, "min_resolution")
     if seed is not None:
-        seed = _check_int(seed, "seed", 0)
+        seed = check_positive_int(seed, "seed", minimum=0)
     a = _to_numpy_images(a, "a", min_size=patch_size)
     b = _to_numpy_images(b, "b", min_size=patch_size)
     _check_same_image_shape(a, b)
@@ -261,7 +256,7 @@ def radial_power_spectrum(images, num_bins=None):
     height, width = images.shape[1:3]
     if num_bins is None:
         num_bins = max(min(height, width) // 2, 1)
-    num_bins = _check_int(num_bins, "num_bins", 1)
+    num_bins = check_positive_int(num_bins, "num_bins")
     centred = images - images.mean(axis=(1, 2), keepdims=True)
     spectrum = np.abs(np.fft.fft2(centred, axes=(1, 2))) ** 2 / (height * width)
     spectrum = spectrum.mean(axis=(0, 3))  # (height, width)

@@ -29,9 +29,6 @@ from keras_indi.models.base import RestorationModel
 from keras_indi.backend.distribution import replica_batch
 from keras_indi.utils.validation import (
     check_choice,
-    check_finite_and_range,
-    check_float_array,
-    check_network_input,
     check_number,
     check_positive_int,
 )
@@ -98,6 +95,11 @@ class ConditionalDDPM(RestorationModel):
 
     loss_prefix = "ddpm"
     network_inputs = "[x_input, t]"
+    inputs_per_call = 2
+    same_shape_hint = (
+        "(the network sees them concatenated on channels). Received {} and {}. For super-resolution, "
+        "upsample the input to the target size first."
+    )
 
     def __init__(
         self,
@@ -184,23 +186,7 @@ class ConditionalDDPM(RestorationModel):
         same shapes). ``x`` holds degraded inputs and ``y`` the clean targets."""
         if isinstance(x, np.ndarray) and y is None:
             raise ValueError(_PAIRS_ONLY)
-        pairs = [(x, y, "fit()")]
-        if isinstance(validation_data, (tuple, list)) and len(validation_data) >= 2:
-            pairs.append((validation_data[0], validation_data[1], "validation_data"))
-        for degraded, clean, where in pairs:
-            for array, label in ((degraded, "degraded inputs (x)"), (clean, "clean targets (y)")):
-                if isinstance(array, np.ndarray):
-                    check_float_array(array, f"{where} {label}", min_rank=2)
-                    check_finite_and_range(
-                        array, f"{where} {label}", self.value_range, degraded=label.startswith("degraded")
-                    )
-                    check_network_input(self.network, array.shape, f"{where} {label}", inputs_per_call=2)
-            if isinstance(degraded, np.ndarray) and isinstance(clean, np.ndarray) and degraded.shape != clean.shape:
-                raise ValueError(
-                    f"{where} degraded inputs and clean targets must have the same shape (the "
-                    f"network sees them concatenated on channels). Received {degraded.shape} and "
-                    f"{clean.shape}. For super-resolution, upsample the input to the target size first."
-                )
+        self._check_fit_data(x, y, validation_data)
         return super().fit(x, y, *args, validation_data=validation_data, **kwargs)
 
     # -- restoration ------------------------------------------------------------------------

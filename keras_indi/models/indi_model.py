@@ -11,11 +11,6 @@ from keras_indi.backend.distribution import replica_batch
 from keras_indi.layers.forward_process import interpolate
 from keras_indi.models.base import RestorationModel
 from keras_indi.schedules import get_noise_schedule, get_time_distribution
-from keras_indi.utils.validation import (
-    check_finite_and_range,
-    check_float_array,
-    check_network_input,
-)
 
 
 @keras_indi_export("keras_indi.InDIModel")
@@ -82,6 +77,10 @@ class InDIModel(RestorationModel):
 
     loss_prefix = "indi"
     network_inputs = "[x_t, t]"
+    same_shape_hint = (
+        "(InDI interpolates between them). Received {} and {}. For super-resolution, upsample the "
+        "low-resolution input to the target size first."
+    )
 
     def __init__(
         self,
@@ -181,33 +180,12 @@ class InDIModel(RestorationModel):
         t = ops.ones((ops.shape(degraded)[0],), dtype="float32")
         return ops.cast(self.network([degraded, t], training=training), "float32")
 
-    # -- input checks -----------------------------------------------------------------------
-    def _check_pairs(self, x, y, where):
-        if isinstance(x, np.ndarray):
-            # ``fit(clean)`` (a `degradation` makes the inputs): x holds clean images.
-            label = f"{where} clean images (x)" if y is None else f"{where} degraded inputs (x)"
-            check_float_array(x, label, min_rank=2)
-            check_finite_and_range(x, label, self.value_range, degraded=y is not None)
-            check_network_input(self.network, x.shape, label)
-        if isinstance(y, np.ndarray):
-            check_float_array(y, f"{where} clean targets (y)", min_rank=2)
-            check_finite_and_range(y, f"{where} clean targets (y)", self.value_range)
-            check_network_input(self.network, y.shape, f"{where} clean targets (y)")
-        if isinstance(x, np.ndarray) and isinstance(y, np.ndarray) and x.shape != y.shape:
-            raise ValueError(
-                f"{where} degraded inputs and clean targets must have the same shape (InDI "
-                f"interpolates between them). Received {x.shape} and {y.shape}. For "
-                "super-resolution, upsample the low-resolution input to the target size first."
-            )
-
     def fit(self, x=None, y=None, *args, validation_data=None, **kwargs):
         """`keras.Model.fit`, after checking NumPy data: same shapes, float dtype, no NaN,
         clean targets in `value_range` (degraded inputs may exceed it: see `value_range`).
         ``x`` holds degraded inputs and ``y`` clean targets, or ``x``
         holds clean images only when the model has a `degradation`."""
-        self._check_pairs(x, y, "fit()")
-        if isinstance(validation_data, (tuple, list)) and len(validation_data) >= 2:
-            self._check_pairs(validation_data[0], validation_data[1], "validation_data")
+        self._check_fit_data(x, y, validation_data)
         self._warn_ragged_last_batch(x, args, kwargs)
         return super().fit(x, y, *args, validation_data=validation_data, **kwargs)
 

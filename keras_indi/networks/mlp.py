@@ -7,16 +7,15 @@ from keras_indi.api_export import keras_indi_export
 from keras_indi.layers.time_embedding import SinusoidalTimeEmbedding
 from keras_indi.networks.parameterization import (
     DEFAULT_PARAMETERIZATION,
-    broadcast_to_rank,
+    ParameterizedNetwork,
     check_parameterization,
-    output_scalings,
 )
 from keras_indi.utils.precision import resolve_dtype
 from keras_indi.utils.validation import check_number, check_positive_int
 
 
 @keras_indi_export("keras_indi.networks.TimeConditionalMLP")
-class TimeConditionalMLP(keras.Model):
+class TimeConditionalMLP(ParameterizedNetwork):
     """``F([x_t, t]) -> x_hat`` for vectors: ``x_t`` of shape (batch, features), t (batch,).
 
     Each hidden layer receives the previous activations plus a projection of the time
@@ -112,20 +111,13 @@ class TimeConditionalMLP(keras.Model):
                 f"`x_t` has {vectors.shape[-1]} features but the network was built with "
                 f"features={self.features}."
             )
-        c_skip, c_out, c_in = (
-            broadcast_to_rank(c, 2)
-            for c in output_scalings(t, self.parameterization, self.data_std, self.degradation_std)
-        )
+        scaled, finish = self._parameterize(vectors, t)
         embedding = self.time_embedding(t)
-        scaled = ops.cast(vectors, "float32") * c_in if self.parameterization == "preconditioned" else vectors
         hidden = self.input_layer(scaled)
         for dense, time_dense in zip(self.hidden_layers, self.time_layers):
             hidden = ops.silu(dense(hidden) + time_dense(embedding))
             hidden = self.dropout_layer(hidden, training=training)
-        output = ops.cast(self.output_layer(hidden), "float32")
-        if self.parameterization == "x":
-            return output
-        return c_skip * ops.cast(vectors, "float32") + c_out * output
+        return finish(self.output_layer(hidden))
 
     @property
     def input_layout(self):
@@ -135,26 +127,11 @@ class TimeConditionalMLP(keras.Model):
     def compute_output_shape(self, input_shape):
         return (input_shape[0][0], self.features)
 
-    def get_config(self):
+    def _architecture_config(self):
         return {
-            "name": self.name,
-            "trainable": self.trainable,
-            "dtype": keras.saving.serialize_keras_object(self.dtype_policy),
             "features": self.features,
             "hidden_units": list(self.hidden_units),
             "time_embedding_dim": self.time_embedding_dim,
             "dropout": self.dropout,
             "time_scale": self.time_scale,
-            "parameterization": self.parameterization,
-            "data_std": self.data_std,
-            "degradation_std": self.degradation_std,
         }
-
-    @classmethod
-    def from_config(cls, config):
-        config = dict(config)
-        # Files saved before the option existed were trained to predict x directly.
-        config.setdefault("parameterization", "x")
-        if isinstance(config.get("dtype"), dict):
-            config["dtype"] = keras.saving.deserialize_keras_object(config["dtype"])
-        return cls(**config)

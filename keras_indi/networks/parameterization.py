@@ -28,6 +28,7 @@ The scalings are computed in float32 and applied to the float32 network output, 
 exact under mixed precision.
 """
 
+import keras
 from keras import ops
 
 from keras_indi.utils.validation import check_number
@@ -82,6 +83,47 @@ def output_scalings(t, parameterization, data_std=0.5, degradation_std=0.5):
 def broadcast_to_rank(values, rank):
     """``(batch,)`` -> ``(batch, 1, ..., 1)`` of the given rank."""
     return ops.reshape(values, (-1,) + (1,) * (rank - 1))
+
+
+class ParameterizedNetwork(keras.Model):
+    """What `TimeConditionalUNet` and `TimeConditionalMLP` share: the output parameterization
+    ``F = c_skip x_t + c_out G(c_in x_t, t)`` (attributes `parameterization`, `data_std`,
+    `degradation_std`) and the config they save."""
+
+    def _parameterize(self, x_t, t):
+        """``(input of G, finish)``: ``finish(G's output)`` is ``F(x_t, t)``, in float32."""
+        c_skip, c_out, c_in = (
+            broadcast_to_rank(c, len(x_t.shape))
+            for c in output_scalings(t, self.parameterization, self.data_std, self.degradation_std)
+        )
+
+        def finish(output):
+            output = ops.cast(output, "float32")
+            if self.parameterization == "x":
+                return output
+            return c_skip * ops.cast(x_t, "float32") + c_out * output
+
+        return (ops.cast(x_t, "float32") * c_in if self.parameterization == "preconditioned" else x_t), finish
+
+    def get_config(self):
+        return {
+            "name": self.name,
+            "trainable": self.trainable,
+            "dtype": keras.saving.serialize_keras_object(self.dtype_policy),
+            **self._architecture_config(),
+            "parameterization": self.parameterization,
+            "data_std": self.data_std,
+            "degradation_std": self.degradation_std,
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        # Files saved before the option existed were trained to predict x directly.
+        config.setdefault("parameterization", "x")
+        if isinstance(config.get("dtype"), dict):
+            config["dtype"] = keras.saving.deserialize_keras_object(config["dtype"])
+        return cls(**config)
 
 
 def estimate_degradation_std(degraded, clean, noise_std=0.0):

@@ -10,16 +10,15 @@ from keras_indi.layers.sampling import Downsample, Upsample, crop_to, pad_to_mul
 from keras_indi.layers.time_embedding import SinusoidalTimeEmbedding
 from keras_indi.networks.parameterization import (
     DEFAULT_PARAMETERIZATION,
-    broadcast_to_rank,
+    ParameterizedNetwork,
     check_parameterization,
-    output_scalings,
 )
 from keras_indi.utils.precision import resolve_dtype
 from keras_indi.utils.validation import check_number, check_positive_int
 
 
 @keras_indi_export("keras_indi.networks.TimeConditionalUNet")
-class TimeConditionalUNet(keras.Model):
+class TimeConditionalUNet(ParameterizedNetwork):
     """U-Net conditioned on the InDI time, estimating the clean image from ``[x_t, t]``.
 
     ``len(widths)`` resolution levels; each level has `blocks_per_level` time-conditioned
@@ -247,11 +246,7 @@ class TimeConditionalUNet(keras.Model):
 
     def call(self, inputs, training=None):
         x_t, t = self._split_inputs(inputs)
-        c_skip, c_out, c_in = (
-            broadcast_to_rank(c, 4)
-            for c in output_scalings(t, self.parameterization, self.data_std, self.degradation_std)
-        )
-        images = ops.cast(x_t, "float32") * c_in if self.parameterization == "preconditioned" else x_t
+        images, finish = self._parameterize(x_t, t)
         images, size = pad_to_multiple(images, self.multiple)
         embedding = self.time_dense_2(self.time_dense_1(self.time_embedding(t)))
 
@@ -287,10 +282,7 @@ class TimeConditionalUNet(keras.Model):
             if level > 0:
                 hidden = self.upsamplers[position](hidden)
 
-        output = ops.cast(crop_to(self.head(ops.silu(self.head_norm(hidden))), size), "float32")
-        if self.parameterization == "x":
-            return output
-        return c_skip * ops.cast(x_t, "float32") + c_out * output
+        return finish(crop_to(self.head(ops.silu(self.head_norm(hidden))), size))
 
     @property
     def input_layout(self):
@@ -301,11 +293,8 @@ class TimeConditionalUNet(keras.Model):
         image_shape = input_shape[0]
         return tuple(image_shape[:-1]) + (self.out_channels,)
 
-    def get_config(self):
+    def _architecture_config(self):
         return {
-            "name": self.name,
-            "trainable": self.trainable,
-            "dtype": keras.saving.serialize_keras_object(self.dtype_policy),
             "widths": list(self.widths),
             "blocks_per_level": self.blocks_per_level,
             "attention_levels": list(self.attention_levels),
@@ -315,16 +304,4 @@ class TimeConditionalUNet(keras.Model):
             "time_embedding_dim": self.time_embedding_dim,
             "num_heads": self.num_heads,
             "groups": self.groups,
-            "parameterization": self.parameterization,
-            "data_std": self.data_std,
-            "degradation_std": self.degradation_std,
         }
-
-    @classmethod
-    def from_config(cls, config):
-        config = dict(config)
-        # Files saved before the option existed were trained to predict x directly.
-        config.setdefault("parameterization", "x")
-        if isinstance(config.get("dtype"), dict):
-            config["dtype"] = keras.saving.deserialize_keras_object(config["dtype"])
-        return cls(**config)

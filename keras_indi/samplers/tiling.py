@@ -141,9 +141,7 @@ class Tiling:
     def __init__(self, image_size, tile_size=256, overlap=32):
         self.height, self.width = (int(image_size[0]), int(image_size[1]))
         tile_height, tile_width = _pair(tile_size, "tile_size")
-        if isinstance(overlap, bool) or not isinstance(overlap, numbers.Integral) or overlap < 0:
-            raise ValueError(f"`overlap` must be an integer >= 0. Received overlap={overlap!r}.")
-        overlap = int(overlap)
+        overlap = check_positive_int(overlap, "overlap", minimum=0)
         if overlap >= min(tile_height, tile_width):
             raise ValueError(
                 f"`overlap` ({overlap}) must be smaller than `tile_size` ({tile_height}x{tile_width}); "
