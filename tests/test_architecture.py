@@ -271,3 +271,31 @@ key = (keras.backend.backend(), 1)
     assert backend_branches(ast.parse(source)) == [3, 6, 8, 9]
     imports = list(_framework_imports(ast.parse("import jax.numpy\nfrom torch import nn\nimport numpy\n")))
     assert imports == [(1, "jax"), (2, "torch")]
+
+
+# Private Keras API: `keras.src` imports and the private attributes keras-indi once used. Only
+# keras_indi/utils/layer_inputs.py may set the two input attributes (it says why).
+_PRIVATE_KERAS = (
+    "keras.src",
+    "_symbolic_build",
+    "_seed_generators",
+    "_initial_epoch",
+    "_call_has_training_arg",
+    "_flatten_layers",
+    "_model_variables_moving_average",
+    "_convert_input_args",
+    "_allow_non_tensor_positional_args",
+)
+_PRIVATE_KERAS_HOME = os.path.join("utils", "layer_inputs.py")
+
+
+def test_no_private_keras_api_outside_its_one_documented_place():
+    found = []
+    for path in _module_files().values():
+        relative = os.path.relpath(path, PACKAGE_ROOT)
+        with open(path, encoding="utf-8") as handle:
+            for number, line in enumerate(handle, 1):
+                for name in _PRIVATE_KERAS:
+                    if name in line and not (relative == _PRIVATE_KERAS_HOME and name.startswith("_")):
+                        found.append(f"{relative}:{number}: {name}")
+    assert not found, "private Keras API outside keras_indi/utils/layer_inputs.py:\n" + "\n".join(found)

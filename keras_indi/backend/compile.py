@@ -21,6 +21,7 @@ elsewhere; `predict_batch` runs a model the fastest way for a single batch.
 """
 
 import functools
+import inspect
 import numbers
 
 import keras
@@ -29,10 +30,19 @@ import numpy as np
 from keras_indi.backend.tensors import is_eager_tensor
 
 
+def _takes_training(network):
+    """Whether ``network.call`` has a `training` argument (or takes ``**kwargs``)."""
+    try:
+        parameters = inspect.signature(network.call).parameters.values()
+    except (TypeError, ValueError):
+        return True
+    return any(p.name == "training" or p.kind is p.VAR_KEYWORD for p in parameters)
+
+
 def compile_sampler_function(network, function):
     backend = keras.backend.backend()
     # Pass `training=False` only to networks whose `call` takes it.
-    call_kwargs = {"training": False} if getattr(network, "_call_has_training_arg", True) else {}
+    call_kwargs = {"training": False} if _takes_training(network) else {}
     if backend == "jax":
         import jax
 

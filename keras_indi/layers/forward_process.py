@@ -5,6 +5,7 @@ from keras import ops
 
 from keras_indi.api_export import keras_indi_export
 from keras_indi.schedules import get_noise_schedule
+from keras_indi.utils.layer_inputs import keep_input_dtypes
 
 
 def broadcast_time(t, reference):
@@ -47,8 +48,7 @@ class InDIForwardProcess(keras.layers.Layer):
     def __init__(self, noise_schedule=None, **kwargs):
         super().__init__(**kwargs)
         self.noise_schedule = get_noise_schedule(noise_schedule)
-        self._convert_input_args = False
-        self._allow_non_tensor_positional_args = True
+        keep_input_dtypes(self)  # t stays float32 under mixed precision
 
     def call(self, inputs):
         if not isinstance(inputs, (list, tuple)) or len(inputs) not in (3, 4):

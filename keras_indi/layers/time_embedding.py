@@ -7,6 +7,7 @@ from keras import ops
 
 from keras_indi.api_export import keras_indi_export
 from keras_indi.utils.validation import check_number, check_positive_int
+from keras_indi.utils.layer_inputs import keep_input_dtypes
 
 
 def _as_time_column(t):
@@ -49,8 +50,7 @@ class SinusoidalTimeEmbedding(keras.layers.Layer):
             raise ValueError(f"`dim` must be even. Received dim={dim}.")
         self.max_period = check_number(max_period, "max_period", minimum=1.0)
         self.scale = check_number(scale, "scale", minimum=0.0, exclusive_minimum=True)
-        self._convert_input_args = False  # keep t in float32 under mixed precision
-        self._allow_non_tensor_positional_args = True
+        keep_input_dtypes(self)  # t stays float32 under mixed precision
 
     def call(self, t):
         t = _as_time_column(t) * self.scale
@@ -96,8 +96,7 @@ class FourierTimeEmbedding(keras.layers.Layer):
             raise ValueError(f"`dim` must be even. Received dim={dim}.")
         self.std = check_number(std, "std", minimum=0.0, exclusive_minimum=True)
         self.seed = seed
-        self._convert_input_args = False
-        self._allow_non_tensor_positional_args = True
+        keep_input_dtypes(self)  # t stays float32 under mixed precision
 
     def build(self, input_shape):
         self.frequencies = self.add_weight(

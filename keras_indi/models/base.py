@@ -33,6 +33,7 @@ from keras_indi.utils.validation import (
     check_model_arguments,
     check_network_input,
 )
+from keras_indi.utils.layer_inputs import keep_input_dtypes
 
 LOSSES = {"l1": keras.losses.MeanAbsoluteError, "l2": keras.losses.MeanSquaredError}
 
@@ -67,8 +68,7 @@ class RestorationModel(keras.Model):
         self.seed = seed
         self.seed_generator = keras.random.SeedGenerator(seed, name=seed_name)
         # Inputs keep their float32 dtype; the network casts to its own compute dtype.
-        self._convert_input_args = False
-        self._allow_non_tensor_positional_args = True
+        keep_input_dtypes(self)
         self._sampler = None
 
     # -- what a subclass defines --------------------------------------------------------------

@@ -12,6 +12,7 @@ from keras_indi.networks.parameterization import (
 )
 from keras_indi.utils.precision import resolve_dtype
 from keras_indi.utils.validation import check_number, check_positive_int
+from keras_indi.utils.layer_inputs import keep_input_dtypes
 
 
 @keras_indi_export("keras_indi.networks.TimeConditionalMLP")
@@ -60,8 +61,7 @@ class TimeConditionalMLP(ParameterizedNetwork):
     ):
         # "auto" becomes a concrete policy here, so get_config() saves what was used.
         super().__init__(dtype=resolve_dtype(dtype), **kwargs)
-        self._convert_input_args = False  # keep t in float32; the Dense layers cast x_t
-        self._allow_non_tensor_positional_args = True
+        keep_input_dtypes(self)  # t stays float32 under mixed precision
         self.features = check_positive_int(features, "features")
         if isinstance(hidden_units, int) or not hidden_units:
             raise ValueError(f"`hidden_units` must be a non-empty list of ints. Received {hidden_units!r}.")

@@ -15,6 +15,7 @@ from keras_indi.networks.parameterization import (
 )
 from keras_indi.utils.precision import resolve_dtype
 from keras_indi.utils.validation import check_number, check_positive_int
+from keras_indi.utils.layer_inputs import keep_input_dtypes
 
 
 @keras_indi_export("keras_indi.networks.TimeConditionalUNet")
@@ -96,8 +97,7 @@ class TimeConditionalUNet(ParameterizedNetwork):
         super().__init__(dtype=resolve_dtype(dtype), **kwargs)
         # Inputs keep their dtype so that t is embedded in float32: a bfloat16 t near 1 is
         # rounded by up to 0.002 (2 radians in the sinusoids of 1000 t). Layers cast the images.
-        self._convert_input_args = False
-        self._allow_non_tensor_positional_args = True
+        keep_input_dtypes(self)  # t stays float32 under mixed precision
         if isinstance(widths, int) or not widths:
             raise ValueError(f"`widths` must be a non-empty list of ints. Received {widths!r}.")
         self.widths = tuple(check_positive_int(w, "widths") for w in widths)
