@@ -32,6 +32,7 @@ epoch that ``fit`` started where it should, raising ``RuntimeError`` if a Keras 
 it otherwise.
 """
 
+import contextlib
 import csv
 import hashlib
 import io
@@ -40,7 +41,9 @@ import math
 import os
 import re
 import shutil
+import signal
 import sys
+import threading
 import time
 import uuid
 import warnings
@@ -158,6 +161,22 @@ def _state_variables(model):
     return unique
 
 
+@contextlib.contextmanager
+def _signals_deferred():
+    """Hold SIGINT and SIGTERM back while h5py objects are alive (POSIX, main thread): a signal
+    handler that raises inside h5py's object clean-up prints "Exception ignored ... KeyError"
+    tracebacks. A signal that arrives meanwhile is delivered on exit, a moment later."""
+    deferrable = hasattr(signal, "pthread_sigmask") and threading.current_thread() is threading.main_thread()
+    if not deferrable:
+        yield
+        return
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
 def _save_variables(model, path):
     """Write `_state_variables` of `model` to the HDF5 file `path`: one dataset per variable
     (``model/000000``...; its ``path`` as an attribute), built in memory with h5py and then
@@ -174,7 +193,7 @@ def _save_variables(model, path):
     if not model.built:
         raise ValueError(f"Cannot save the unbuilt model {model.name!r}: build it first.")
     buffer = io.BytesIO()
-    with h5py.File(buffer, "w") as file:
+    with _signals_deferred(), h5py.File(buffer, "w") as file:
         for group, variables in _state_variables(model).items():
             folder = file.create_group(group)
             for index, variable in enumerate(variables):
@@ -193,7 +212,7 @@ def _load_variables(model, path):
     of them are checked (how many, their shapes) before any is assigned."""
     import h5py
 
-    with h5py.File(path, "r") as file:
+    with _signals_deferred(), h5py.File(path, "r") as file:
         groups = {group: [file[group][name][()] for name in sorted(file[group])] for group in file}
     pairs = []
     for group, variables in _state_variables(model).items():
@@ -678,7 +697,11 @@ def save_model_atomically(model, path):
 
     >>> save_model_atomically(model, "runs/denoising/model.keras")  # doctest: +SKIP
     """
-    _replace_atomically(path, lambda temporary: model.save(temporary))
+    def write(temporary):
+        with _signals_deferred():  # Keras writes the file with h5py
+            model.save(temporary)
+
+    _replace_atomically(path, write)
 
 
 @keras_indi_export("keras_indi.callbacks.write_json_atomically")
