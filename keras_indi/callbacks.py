@@ -34,6 +34,7 @@ it otherwise.
 
 import contextlib
 import csv
+import gc
 import hashlib
 import io
 import json
@@ -163,18 +164,36 @@ def _state_variables(model):
 
 @contextlib.contextmanager
 def _signals_deferred():
-    """Hold SIGINT and SIGTERM back while h5py objects are alive (POSIX, main thread): a signal
+    """Hold SIGINT and SIGTERM back while h5py objects are alive (main thread only): a signal
     handler that raises inside h5py's object clean-up prints "Exception ignored ... KeyError"
-    tracebacks. A signal that arrives meanwhile is delivered on exit, a moment later."""
-    deferrable = hasattr(signal, "pthread_sigmask") and threading.current_thread() is threading.main_thread()
-    if not deferrable:
+    tracebacks. A signal that arrives meanwhile is re-raised on exit, a moment later, to the
+    handler that was there before.
+
+    The Python handlers are swapped, not the thread's signal mask: a process-directed signal
+    goes to any thread that does not block it (JAX, TensorFlow and timers run threads), and
+    Python then runs its handler in the main thread at once, wherever that thread is."""
+    if threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+    received = []
+
+    def record(number, frame):
+        received.append(number)
+
+    previous = {}
+    for number in (signal.SIGINT, getattr(signal, "SIGTERM", None)):
+        # None: a handler installed outside Python, which Python cannot put back.
+        if number is not None and signal.getsignal(number) is not None:
+            previous[number] = signal.signal(number, record)
     try:
         yield
     finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+        if received:
+            gc.collect()  # free h5py objects caught in reference cycles while still deferred
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+        for number in dict.fromkeys(received):
+            signal.raise_signal(number)
 
 
 def _save_variables(model, path):

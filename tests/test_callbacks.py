@@ -439,3 +439,32 @@ def test_weights_are_written_through_memory_and_load(tmp_path, monkeypatch):
     assert_same_values(numpy_values(fresh.variables), numpy_values(model.variables), atol=0)
     assert_same_values(numpy_values(fresh.optimizer.variables), numpy_values(model.optimizer.variables), atol=0)
     assert keras.ops.convert_to_numpy(fresh.seed_generator.state).tolist() == [0, 7]
+
+
+def test_signals_deferred_holds_a_signal_from_another_thread_until_the_block_ends():
+    # A process-directed signal may land on any thread (here a timer's); the handler must still
+    # not run inside the block, where h5py objects live, and must run once right after it.
+    import threading
+    import time
+
+    from keras_indi.callbacks import _signals_deferred
+
+    calls = []
+
+    def handler(number, frame):
+        calls.append(number)
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        with _signals_deferred():
+            sender = threading.Thread(target=os.kill, args=(os.getpid(), signal.SIGTERM))
+            sender.start()
+            sender.join()
+            for _ in range(50):  # give Python many chances to run a pending handler
+                time.sleep(0.001)
+            assert calls == []
+            assert signal.getsignal(signal.SIGTERM) is not handler
+        assert calls == [signal.SIGTERM]
+        assert signal.getsignal(signal.SIGTERM) is handler
+    finally:
+        signal.signal(signal.SIGTERM, previous)
