@@ -5,8 +5,9 @@
     KERAS_BACKEND=jax python benchmarks/small_t_study.py levels super_resolution_4x   # SWD per level
     KERAS_BACKEND=jax python benchmarks/small_t_study.py grids denoising      # sampler time grids
     KERAS_BACKEND=jax python benchmarks/small_t_study.py weighting denoising  # training variants (slow)
+    KERAS_BACKEND=jax python benchmarks/small_t_study.py prior denoising      # held-out vs training photos
 
-The first three use the shipped presets; `weighting` trains the preset recipe at (16, 32) for
+`network`, `levels`, `grids` and `prior` use the shipped presets; `weighting` trains the preset recipe at (16, 32) for
 600 Adam steps per variant (about 2-3 minutes each on 2 idle cores).
 """
 
@@ -139,12 +140,40 @@ def loss_weighting(task, steps=600):
             print(f"| {name} | {num_steps} | {m['psnr']:.2f} | {m['swd']:.4f} | {m['power_spectrum']:.3f} |", flush=True)
 
 
+def image_sets(task):
+    """The same presets on held-out photographs and on new crops of the training photographs:
+    do the steps add the fine-scale statistics of the images the network learned from?"""
+    from keras_indi import InDIModel
+    from keras_indi.datasets.sources import builtin_images
+    from keras_indi.presets.recipes import TRAINING_IMAGES, make_pairs, random_crops, task_degradation
+
+    model, twin = InDIModel.from_preset(task), InDIModel.from_preset(f"{task}_regression")
+    textures = ("grass", "gravel", "brick")
+    sets = {
+        "held-out photographs": make_pairs(task, 48, 64, seed=100, held_out=True)[::-1],
+        "training photographs, new crops": random_crops(builtin_images(TRAINING_IMAGES), 48, 64, seed=777, flips=False),
+        "training textures (grass, gravel, brick), new crops": random_crops(builtin_images(textures), 48, 64, seed=777, flips=False),
+    }
+    print("| images | method | PSNR (dB) | SWD | finest level | power-spectrum dist. |\n|---|---|---:|---:|---:|---:|")
+    for name, images in sets.items():
+        if isinstance(images, tuple):
+            clean, degraded = images
+        else:
+            clean = images
+            degraded = np.asarray(task_degradation(task, seed=778)(clean), "float32")
+        rows = [("regression twin", twin.restore(degraded, num_steps=1, seed=0, progress_bar=False))]
+        rows += [(f"InDI, {n} step{'s' if n > 1 else ''}", model.restore(degraded, num_steps=n, seed=0, progress_bar=False)) for n in (1, 2, 5, 20)]
+        for method, restored in rows:
+            m = _metrics(clean, restored)
+            print(f"| {name} | {method} | {m['psnr']:.2f} | {m['swd']:.4f} | {m['swd_levels'][0]:.4f} | {m['power_spectrum']:.3f} |", flush=True)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("study", choices=("network", "levels", "grids", "weighting"))
+    parser.add_argument("study", choices=("network", "levels", "grids", "weighting", "prior"))
     parser.add_argument("task", nargs="?", default="denoising")
     arguments = parser.parse_args(argv)
-    {"network": network_precision, "levels": swd_levels, "grids": time_grids, "weighting": loss_weighting}[arguments.study](arguments.task)
+    {"network": network_precision, "levels": swd_levels, "grids": time_grids, "weighting": loss_weighting, "prior": image_sets}[arguments.study](arguments.task)
     return 0
 
 
