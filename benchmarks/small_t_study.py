@@ -6,9 +6,10 @@
     KERAS_BACKEND=jax python benchmarks/small_t_study.py grids denoising      # sampler time grids
     KERAS_BACKEND=jax python benchmarks/small_t_study.py weighting denoising  # training variants (slow)
     KERAS_BACKEND=jax python benchmarks/small_t_study.py prior denoising      # held-out vs training photos
+    KERAS_BACKEND=jax python benchmarks/small_t_study.py mix denoising        # training without textures (slow)
 
 `network`, `levels`, `grids` and `prior` use the shipped presets; `weighting` trains the preset recipe at (16, 32) for
-600 Adam steps per variant (about 2-3 minutes each on 2 idle cores).
+600 Adam steps per variant (about 2-3 minutes each on 2 idle cores); so does `mix`.
 """
 
 import argparse
@@ -168,12 +169,39 @@ def image_sets(task):
             print(f"| {name} | {method} | {m['psnr']:.2f} | {m['swd']:.4f} | {m['swd_levels'][0]:.4f} | {m['power_spectrum']:.3f} |", flush=True)
 
 
+def training_mix(task, steps=600):
+    """Equal-budget InDI/twin pairs trained with and without the three texture photographs,
+    scored on the held-out photographs: does a prior with less close-up texture transfer better?"""
+    from keras_indi.datasets.sources import builtin_images, dead_leaves_images
+    from keras_indi.presets import training
+    from keras_indi.presets.recipes import TRAINING_IMAGES, make_pairs, random_crops, task_degradation
+
+    textures = ("grass", "gravel", "brick")
+    mixes = {"all 9 training photographs": TRAINING_IMAGES,
+             "without grass, gravel, brick": tuple(name for name in TRAINING_IMAGES if name not in textures)}
+    test = make_pairs(task, 48, 64, seed=100, held_out=True)
+    print("| training photographs | model | steps | PSNR (dB) | SWD | finest level | power-spectrum dist. |\n|---|---|---:|---:|---:|---:|---:|")
+    for mix, names in mixes.items():
+        for time_distribution in ("regression", None):
+            recipe = training.resolve_recipe(steps=steps, widths=(16, 32), time_distribution=time_distribution)
+            count, size = steps * recipe["batch_size"], recipe["crop_size"]
+            clean = random_crops(builtin_images(names), count, size, seed=0)
+            leaves = np.random.default_rng(2).random(count) >= recipe["photo_probability"]
+            clean[leaves] = dead_leaves_images(int(leaves.sum()), image_size=size, seed=3)
+            degraded = np.asarray(task_degradation(task, seed=5)(clean), "float32")
+            model, _, _ = training.train(task, recipe, seed=0, pairs=(degraded, clean))
+            name = "regression twin" if time_distribution == "regression" else "InDI"
+            for num_steps in (1,) if time_distribution == "regression" else (1, 2, 20):
+                m = _metrics(test[1], model.restore(test[0], num_steps=num_steps, seed=0, progress_bar=False))
+                print(f"| {mix} | {name} | {num_steps} | {m['psnr']:.2f} | {m['swd']:.4f} | {m['swd_levels'][0]:.4f} | {m['power_spectrum']:.3f} |", flush=True)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("study", choices=("network", "levels", "grids", "weighting", "prior"))
+    parser.add_argument("study", choices=("network", "levels", "grids", "weighting", "prior", "mix"))
     parser.add_argument("task", nargs="?", default="denoising")
     arguments = parser.parse_args(argv)
-    {"network": network_precision, "levels": swd_levels, "grids": time_grids, "weighting": loss_weighting, "prior": image_sets}[arguments.study](arguments.task)
+    {"network": network_precision, "levels": swd_levels, "grids": time_grids, "weighting": loss_weighting, "prior": image_sets, "mix": training_mix}[arguments.study](arguments.task)
     return 0
 
 
