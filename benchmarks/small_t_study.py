@@ -177,16 +177,20 @@ def training_mix(task, steps=600):
     from keras_indi.presets.recipes import TRAINING_IMAGES, make_pairs, random_crops, task_degradation
 
     textures = ("grass", "gravel", "brick")
-    mixes = {"all 9 training photographs": TRAINING_IMAGES,
-             "without grass, gravel, brick": tuple(name for name in TRAINING_IMAGES if name not in textures)}
+    # name: (photographs, share of photographs; the rest are dead leaves)
+    mixes = {"all 9 training photographs": (TRAINING_IMAGES, None),
+             "without grass, gravel, brick": (tuple(name for name in TRAINING_IMAGES if name not in textures), None),
+             "all 9, half dead leaves": (TRAINING_IMAGES, 0.5)}
+    only = os.environ.get("MIX")  # run one mix: its name
+    mixes = {name: value for name, value in mixes.items() if not only or name == only}
     test = make_pairs(task, 48, 64, seed=100, held_out=True)
     print("| training photographs | model | steps | PSNR (dB) | SWD | finest level | power-spectrum dist. |\n|---|---|---:|---:|---:|---:|---:|")
-    for mix, names in mixes.items():
+    for mix, (names, photo_probability) in mixes.items():
         for time_distribution in ("regression", None):
             recipe = training.resolve_recipe(steps=steps, widths=(16, 32), time_distribution=time_distribution)
             count, size = steps * recipe["batch_size"], recipe["crop_size"]
             clean = random_crops(builtin_images(names), count, size, seed=0)
-            leaves = np.random.default_rng(2).random(count) >= recipe["photo_probability"]
+            leaves = np.random.default_rng(2).random(count) >= (photo_probability or recipe["photo_probability"])
             clean[leaves] = dead_leaves_images(int(leaves.sum()), image_size=size, seed=3)
             degraded = np.asarray(task_degradation(task, seed=5)(clean), "float32")
             model, _, _ = training.train(task, recipe, seed=0, pairs=(degraded, clean))
