@@ -1,4 +1,5 @@
-"""The CPU peer comparison and the start-up benchmark run end to end (`--quick`: tiny sizes).
+"""The CPU peer comparison, the start-up and the U-Net evaluation benchmarks run end to end
+(`--quick`: tiny sizes).
 
 A few minutes each on 2 cores (fresh processes per backend), so slow tests: skipped with
 KERAS_INDI_FAST=1. The numbers they print are not checked, only that every row was measured.
@@ -42,3 +43,11 @@ def test_startup_quick(tmp_path):
     assert all(row["status"] == "ok" for row in report["rows"])
     assert report["big"]["tiled"]  # the quick run's memory limit forces the automatic tiling
     assert "keras-indi --help" in out
+
+
+def test_unet_eval_quick(tmp_path):
+    pytest.importorskip("jax")
+    out = run_script("unet_eval.py", "--backends", "jax", "--output", str(tmp_path))
+    report = json.loads((tmp_path / "unet_eval_quick.json").read_text())
+    assert len(report["rows"]) == 2 and all(row["keras_seconds"] > 0 and row["keras_indi_seconds"] > 0 for row in report["rows"])
+    assert "speed-up" in out

@@ -5,6 +5,7 @@ import pytest
 from keras_indi.layers import (
     Downsample,
     FourierTimeEmbedding,
+    GroupNormalization,
     InDIForwardProcess,
     SinusoidalTimeEmbedding,
     SpatialSelfAttention,
@@ -45,6 +46,52 @@ def test_time_residual_block():
 def test_down_and_upsample():
     run_layer_test(Downsample, {"filters": 4}, IMAGES[:, :36, :30], (2, 18, 15, 4))
     run_layer_test(Upsample, {"filters": 4}, IMAGES[:, :9, :7], (2, 18, 14, 4))
+
+
+def test_group_normalization_layer():
+    run_layer_test(GroupNormalization, {"groups": 4}, IMAGES, IMAGES.shape)
+
+
+@pytest.mark.parametrize(
+    "shape, groups, kwargs",
+    [
+        ((2, 37, 31, 8), 4, {}),  # odd image size
+        ((2, 37, 31, 8), 8, {}),  # one channel per group
+        ((3, 9, 12), 3, {}),  # rank 3 (sequences)
+        ((1, 5, 4, 3, 6), 2, {"center": False}),  # rank 5, no beta
+        ((2, 6, 5, 8), 2, {"scale": False, "epsilon": 1e-2}),
+        ((2, 6, 5, 8), 2, {"axis": 1}),  # not the last axis: Keras' own computation
+    ],
+)
+def test_group_normalization_matches_keras(shape, groups, kwargs, monkeypatch):
+    # Same weights, same result as keras.layers.GroupNormalization, computed per channel first
+    # (forced on every backend: TensorFlow normally runs Keras' own computation).
+    monkeypatch.setattr("keras_indi.layers.normalization.channel_statistics_are_faster", lambda: True)
+    inputs = (RNG.normal(size=shape) * 3 + 1.5).astype("float32")
+    ours = GroupNormalization(groups=groups, **kwargs)
+    theirs = keras.layers.GroupNormalization(groups=groups, **kwargs)
+    ours.build(inputs.shape)
+    theirs.build(inputs.shape)
+    weights = [RNG.normal(size=w.shape).astype("float32") for w in theirs.get_weights()]
+    ours.set_weights(weights)
+    theirs.set_weights(weights)
+    np.testing.assert_allclose(
+        keras.ops.convert_to_numpy(ours(inputs)), keras.ops.convert_to_numpy(theirs(inputs)), atol=2e-5, rtol=1e-5
+    )
+
+
+def test_group_normalization_under_mixed_precision_matches_float32(monkeypatch):
+    monkeypatch.setattr("keras_indi.layers.normalization.channel_statistics_are_faster", lambda: True)
+    layer = GroupNormalization(groups=4, dtype="mixed_bfloat16")
+    reference = GroupNormalization(groups=4)
+    outputs = layer(IMAGES)
+    assert keras.backend.standardize_dtype(outputs.dtype) == "bfloat16"
+    reference.build(IMAGES.shape)
+    np.testing.assert_allclose(
+        keras.ops.convert_to_numpy(keras.ops.cast(outputs, "float32")),
+        keras.ops.convert_to_numpy(reference(IMAGES)),
+        atol=0.05,
+    )
 
 
 def test_spatial_self_attention():

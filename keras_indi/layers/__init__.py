@@ -5,6 +5,7 @@ from keras_indi._lazy import attach
 _NAMES = {
     "SpatialSelfAttention": "attention",
     "InDIForwardProcess": "forward_process",
+    "GroupNormalization": "normalization",
     "TimeResidualBlock": "residual_block",
     "Downsample": "sampling",
     "Upsample": "sampling",

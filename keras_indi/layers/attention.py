@@ -4,6 +4,7 @@ import keras
 from keras import ops
 
 from keras_indi.api_export import keras_indi_export
+from keras_indi.layers.normalization import GroupNormalization
 from keras_indi.layers.residual_block import group_count
 from keras_indi.utils.validation import check_positive_int
 
@@ -33,7 +34,7 @@ class SpatialSelfAttention(keras.layers.Layer):
                 f"SpatialSelfAttention: channels ({channels}) must be divisible by "
                 f"num_heads ({self.num_heads})."
             )
-        self.norm = keras.layers.GroupNormalization(
+        self.norm = GroupNormalization(
             group_count(channels, self.groups), epsilon=1e-5, dtype=self.dtype_policy, name="norm"
         )
         self.norm.build(input_shape)

@@ -6,6 +6,7 @@ import keras
 from keras import ops
 
 from keras_indi.api_export import keras_indi_export
+from keras_indi.layers.normalization import GroupNormalization
 from keras_indi.utils.validation import check_number, check_positive_int
 
 
@@ -56,7 +57,7 @@ class TimeResidualBlock(keras.layers.Layer):
         in_channels = feature_shape[-1]
         if in_channels is None:
             raise ValueError("TimeResidualBlock needs a known channel dimension.")
-        self.norm_in = keras.layers.GroupNormalization(
+        self.norm_in = GroupNormalization(
             group_count(in_channels, self.groups), epsilon=1e-5, dtype=self.dtype_policy, name="norm_in"
         )
         self.norm_in.build(feature_shape)
@@ -69,7 +70,7 @@ class TimeResidualBlock(keras.layers.Layer):
             self.filters * (2 if self.scale_shift else 1), dtype=self.dtype_policy, name="time_projection"
         )
         self.time_projection.build(embedding_shape)
-        self.norm_out = keras.layers.GroupNormalization(
+        self.norm_out = GroupNormalization(
             group_count(self.filters, self.groups), epsilon=1e-5, dtype=self.dtype_policy, name="norm_out"
         )
         self.norm_out.build(hidden_shape)

@@ -5,6 +5,7 @@ from keras import ops
 
 from keras_indi.api_export import keras_indi_export
 from keras_indi.layers.attention import SpatialSelfAttention
+from keras_indi.layers.normalization import GroupNormalization
 from keras_indi.layers.residual_block import TimeResidualBlock, group_count
 from keras_indi.layers.sampling import Downsample, Upsample, crop_to, pad_to_multiple
 from keras_indi.layers.time_embedding import SinusoidalTimeEmbedding
@@ -167,7 +168,7 @@ class TimeConditionalUNet(ParameterizedNetwork):
                 )
             if level > 0:
                 self.upsamplers.append(Upsample(width, dtype=policy, name=f"up_{level}_sample"))
-        self.head_norm = keras.layers.GroupNormalization(
+        self.head_norm = GroupNormalization(
             group_count(self.widths[0], self.groups), epsilon=1e-5, dtype=policy, name="head_norm"
         )
         # With a skip connection the head starts at zero, so F(x_t, t) = c_skip x_t at first.
