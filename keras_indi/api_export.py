@@ -38,6 +38,7 @@ SERIALIZABLE_CLASSES = {
     "FixedTime": "keras_indi.schedules",
     "FourierTimeEmbedding": "keras_indi.layers.time_embedding",
     "GaussianBlur": "keras_indi.degradations.blur",
+    "GroupNormalization": "keras_indi.layers.normalization",
     "InDIForwardProcess": "keras_indi.layers.forward_process",
     "InDIModel": "keras_indi.models.indi_model",
     "JPEGCompression": "keras_indi.degradations.jpeg",
