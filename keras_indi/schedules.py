@@ -12,23 +12,13 @@ import keras
 from keras import ops
 
 from keras_indi.api_export import keras_indi_export
+from keras_indi.utils.config import ConfigObject
 from keras_indi.utils.validation import check_number
 
 
-class _Schedule:
+class _Schedule(ConfigObject):
     """What both kinds of schedule share: a config of constructor arguments, and the repr and
     equality it defines."""
-
-    def get_config(self):
-        return {}
-
-    @classmethod
-    def from_config(cls, config):
-        return cls(**config)
-
-    def __repr__(self):
-        arguments = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
-        return f"{type(self).__name__}({arguments})"
 
     def __eq__(self, other):
         return type(self) is type(other) and self.get_config() == other.get_config()

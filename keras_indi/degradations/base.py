@@ -24,11 +24,12 @@ import numpy as np
 from keras_indi.api_export import keras_indi_export
 from keras_indi.degradations.common import check_static_image_batch  # noqa: F401 (re-exported)
 from keras_indi.degradations.common import serialize_degradation  # noqa: F401 (re-exported)
+from keras_indi.utils.config import ConfigObject
 from keras_indi.utils.validation import check_finite_and_range
 
 
 @keras_indi_export("keras_indi.degradations.Degradation")
-class Degradation:
+class Degradation(ConfigObject):
     """Base class of every degradation: a seeded, serializable map clean -> degraded.
 
     Subclasses implement two methods:
@@ -115,14 +116,6 @@ class Degradation:
 
     def get_config(self):
         return {"seed": self.seed}
-
-    @classmethod
-    def from_config(cls, config):
-        return cls(**config)
-
-    def __repr__(self):
-        arguments = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
-        return f"{type(self).__name__}({arguments})"
 
     # -- helpers for subclasses ------------------------------------------------------------
     def _prepare(self, clean):
