@@ -6,9 +6,10 @@
     KERAS_BACKEND=jax python benchmarks/small_t_study.py grids denoising      # sampler time grids
     KERAS_BACKEND=jax python benchmarks/small_t_study.py weighting denoising  # training variants (slow)
     KERAS_BACKEND=jax python benchmarks/small_t_study.py prior denoising      # held-out vs training photos
-    KERAS_BACKEND=jax python benchmarks/small_t_study.py mix denoising        # training without textures (slow)
+    KERAS_BACKEND=jax python benchmarks/small_t_study.py mix denoising        # other training images (slow)
+    KERAS_BACKEND=jax python benchmarks/small_t_study.py leftover denoising   # is the grain the input's noise?
 
-`network`, `levels`, `grids` and `prior` use the shipped presets; `weighting` trains the preset recipe at (16, 32) for
+`network`, `levels`, `grids`, `prior` and `leftover` use the shipped presets; `weighting` trains the preset recipe at (16, 32) for
 600 Adam steps per variant (about 2-3 minutes each on 2 idle cores); so does `mix`.
 """
 
@@ -170,42 +171,72 @@ def image_sets(task):
 
 
 def training_mix(task, steps=600):
-    """Equal-budget InDI/twin pairs trained with and without the three texture photographs,
-    scored on the held-out photographs: does a prior with less close-up texture transfer better?"""
-    from keras_indi.datasets.sources import builtin_images, dead_leaves_images
+    """Equal-budget InDI/twin pairs trained on different sets of clean images, scored on the
+    held-out photographs: which training prior transfers to photographs it has not seen?"""
     from keras_indi.presets import training
-    from keras_indi.presets.recipes import TRAINING_IMAGES, make_pairs, random_crops, task_degradation
+    from keras_indi.presets.recipes import TRAINING_IMAGES, make_pairs, training_photographs
 
     textures = ("grass", "gravel", "brick")
-    # name: (photographs, share of photographs; the rest are dead leaves)
-    mixes = {"all 9 training photographs": (TRAINING_IMAGES, None),
-             "without grass, gravel, brick": (tuple(name for name in TRAINING_IMAGES if name not in textures), None),
-             "all 9, half dead leaves": (TRAINING_IMAGES, 0.5)}
+    # name: (training images, share of photographs; the rest are dead leaves)
+    mixes = {"all 9 training photographs": (training_photographs(), None),
+             "without grass, gravel, brick": (training_photographs(tuple(n for n in TRAINING_IMAGES if n not in textures)), None),
+             "all 9, half dead leaves": (training_photographs(), 0.5),
+             "all 9 at scales 1, 1/2, 1/4": (training_photographs(scales=(1.0, 0.5, 0.25)), None),
+             "all 9 at scales 1/2, 1/4": (training_photographs(scales=(0.5, 0.25)), None)}
     only = os.environ.get("MIX")  # run one mix: its name
     mixes = {name: value for name, value in mixes.items() if not only or name == only}
     test = make_pairs(task, 48, 64, seed=100, held_out=True)
     print("| training photographs | model | steps | PSNR (dB) | SWD | finest level | power-spectrum dist. |\n|---|---|---:|---:|---:|---:|---:|")
-    for mix, (names, photo_probability) in mixes.items():
+    for mix, (images, photo_probability) in mixes.items():
         for time_distribution in ("regression", None):
             recipe = training.resolve_recipe(steps=steps, widths=(16, 32), time_distribution=time_distribution)
-            count, size = steps * recipe["batch_size"], recipe["crop_size"]
-            clean = random_crops(builtin_images(names), count, size, seed=0)
-            leaves = np.random.default_rng(2).random(count) >= (photo_probability or recipe["photo_probability"])
-            clean[leaves] = dead_leaves_images(int(leaves.sum()), image_size=size, seed=3)
-            degraded = np.asarray(task_degradation(task, seed=5)(clean), "float32")
-            model, _, _ = training.train(task, recipe, seed=0, pairs=(degraded, clean))
+            pairs = make_pairs(task, steps * recipe["batch_size"], recipe["crop_size"], seed=0,
+                               photo_probability=photo_probability or recipe["photo_probability"], images=images)
+            model, _, _ = training.train(task, recipe, seed=0, pairs=pairs)
             name = "regression twin" if time_distribution == "regression" else "InDI"
             for num_steps in (1,) if time_distribution == "regression" else (1, 2, 20):
                 m = _metrics(test[1], model.restore(test[0], num_steps=num_steps, seed=0, progress_bar=False))
                 print(f"| {mix} | {name} | {num_steps} | {m['psnr']:.2f} | {m['swd']:.4f} | {m['swd_levels'][0]:.4f} | {m['power_spectrum']:.3f} |", flush=True)
 
 
+def leftover_noise(task="denoising"):
+    """How much of what the steps add is the input's own noise? The correlation between the
+    high-pass error of each restoration and the high-pass input noise ``y - x``, on held-out
+    photographs and on new crops of the training photographs (shipped denoising presets)."""
+    from scipy.ndimage import gaussian_filter
+
+    from keras_indi import InDIModel
+    from keras_indi.datasets.sources import builtin_images
+    from keras_indi.presets.recipes import TRAINING_IMAGES, make_pairs, random_crops, task_degradation
+
+    if task != "denoising":
+        raise ValueError("`leftover` needs a task whose degradation is additive noise: denoising.")
+    model, twin = InDIModel.from_preset(task), InDIModel.from_preset(f"{task}_regression")
+    training_clean = random_crops(builtin_images(TRAINING_IMAGES), 48, 64, seed=777, flips=False)
+    sets = {"held-out photographs": make_pairs(task, 48, 64, seed=100, held_out=True),
+            "training photographs, new crops": (np.asarray(task_degradation(task, seed=778)(training_clean), "float32"), training_clean)}
+
+    def high_pass(images):  # what a 1.5-pixel Gaussian blur removes: the finest scale
+        return images - gaussian_filter(images, (0, 1.5, 1.5, 0))
+
+    print("| images | method | high-pass error (rms) | its correlation with the input noise | high-pass power / clean |\n|---|---|---:|---:|---:|")
+    for name, (degraded, clean) in sets.items():
+        noise = high_pass(degraded - clean).ravel()
+        rows = [("regression twin", twin.restore(degraded, num_steps=1, seed=0, progress_bar=False))]
+        rows += [(f"InDI, {n} step{'s' if n > 1 else ''}", model.restore(degraded, num_steps=n, seed=0, progress_bar=False)) for n in (1, 2, 5, 20)]
+        for method, restored in rows:
+            error = high_pass(np.asarray(restored) - clean)
+            correlation = np.corrcoef(error.ravel(), noise)[0, 1]
+            power = np.mean(high_pass(np.asarray(restored)) ** 2) / np.mean(high_pass(clean) ** 2)
+            print(f"| {name} | {method} | {error.std():.4f} | {correlation:.3f} | {power:.2f} |", flush=True)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("study", choices=("network", "levels", "grids", "weighting", "prior", "mix"))
+    parser.add_argument("study", choices=("network", "levels", "grids", "weighting", "prior", "mix", "leftover"))
     parser.add_argument("task", nargs="?", default="denoising")
     arguments = parser.parse_args(argv)
-    {"network": network_precision, "levels": swd_levels, "grids": time_grids, "weighting": loss_weighting, "prior": image_sets, "mix": training_mix}[arguments.study](arguments.task)
+    {"network": network_precision, "levels": swd_levels, "grids": time_grids, "weighting": loss_weighting, "prior": image_sets, "mix": training_mix, "leftover": leftover_noise}[arguments.study](arguments.task)
     return 0
 
 

@@ -11,7 +11,7 @@ import pytest
 
 import keras_indi
 from keras_indi.presets import PRESETS_DIRECTORY, list_presets
-from keras_indi.presets.recipes import HELD_OUT_IMAGES, TRAINING_IMAGES, make_pairs
+from keras_indi.presets.recipes import HELD_OUT_IMAGES, TRAINING_IMAGES, clean_crops, make_pairs, training_photographs
 from keras_indi.presets.training import PRESETS
 
 REQUIRED = {"task", "method", "degradation", "data", "network", "training_steps", "train_seconds", "backend", "date", "metrics"}
@@ -54,6 +54,21 @@ def test_training_and_held_out_images_never_overlap():
     assert not set(TRAINING_IMAGES) & set(HELD_OUT_IMAGES)
     degraded, clean = make_pairs("super_resolution_4x", 4, 32, seed=0, held_out=True)
     assert degraded.shape == clean.shape == (4, 32, 32, 3)
+
+
+@pytest.mark.backend_agnostic
+def test_training_photographs_at_several_scales_feed_the_crops():
+    full = training_photographs(("camera",))
+    images = training_photographs(("camera",), scales=(1.0, 0.5, 0.25))
+    assert [image.shape for image in images] == [(512, 512, 3), (256, 256, 3), (128, 128, 3)]
+    assert np.array_equal(images[0], full[0]) and all(-1.0 <= image.min() and image.max() <= 1.0 for image in images)
+    # a downscaled photograph keeps its mean colour (anti-aliased, not subsampled)
+    assert abs(float(images[2].mean()) - float(full[0].mean())) < 0.02
+    crops = clean_crops("denoising", 6, 32, seed=0, images=images[2:], photo_probability=1.0)
+    assert crops.shape == (6, 32, 32, 3)
+    for bad in ((), (0.0,), (1.5,)):
+        with pytest.raises(ValueError, match="scales"):
+            training_photographs(("camera",), scales=bad)
 
 
 @pytest.mark.backend_agnostic

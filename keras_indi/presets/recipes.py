@@ -88,19 +88,44 @@ def random_crops(images, num_crops, size, seed=0, flips=True):
     return crops
 
 
-def clean_crops(task, num_crops, size, seed=0, held_out=False, photo_probability=0.8):
+def training_photographs(names=TRAINING_IMAGES, scales=(1.0,)):
+    """The training photographs, each at every scale in `scales` (1 = full size, 0.5 = half
+    the width and height, downscaled with anti-aliasing): a list of float32 ``[-1, 1]`` images.
+
+    Several scales multiply what nine photographs offer: the same scene seen from further
+    away has finer structures per pixel and, downscaled, less sensor noise and compression.
+    """
+    scales = tuple(float(scale) for scale in scales)
+    if not scales or any(not 0.0 < scale <= 1.0 for scale in scales):
+        raise ValueError(f"`scales` must be a non-empty sequence of numbers in (0, 1]; got {scales}.")
+    images = []
+    for image in builtin_images(names):
+        for scale in scales:
+            if scale == 1.0:
+                images.append(image)
+                continue
+            from skimage.transform import rescale
+
+            images.append(np.asarray(rescale(image, scale, anti_aliasing=True, channel_axis=-1, order=3), "float32").clip(-1.0, 1.0))
+    return images
+
+
+def clean_crops(task, num_crops, size, seed=0, held_out=False, photo_probability=0.8, images=None):
     """Clean training (or, with `held_out`, test) crops for a preset task.
 
-    Photograph tasks mix crops of `TRAINING_IMAGES` with dead leaves (probability
-    ``1 - photo_probability``); held-out crops come from `HELD_OUT_IMAGES` only, never flipped.
-    Generation uses dead leaves only (new seeds for held-out ones).
+    Photograph tasks mix crops of `images` (default: `TRAINING_IMAGES` at full size, see
+    `training_photographs`) with dead leaves (probability ``1 - photo_probability``); held-out
+    crops come from `HELD_OUT_IMAGES` only, never flipped. Generation uses dead leaves only (new
+    seeds for held-out ones).
     """
     spec = check_task(task)
     if spec["data"] == "dead_leaves":
         return dead_leaves_images(num_crops, image_size=size, seed=seed + (10_000 if held_out else 0))
     if held_out:
         return random_crops(builtin_images(HELD_OUT_IMAGES), num_crops, size, seed=seed + 1, flips=False)
-    crops = random_crops(builtin_images(TRAINING_IMAGES), num_crops, size, seed=seed)
+    if images is None:
+        images = builtin_images(TRAINING_IMAGES)
+    crops = random_crops(images, num_crops, size, seed=seed)
     rng = np.random.default_rng(seed + 2)
     leaves = rng.random(num_crops) >= photo_probability
     if leaves.any():
@@ -108,9 +133,10 @@ def clean_crops(task, num_crops, size, seed=0, held_out=False, photo_probability
     return crops
 
 
-def make_pairs(task, num_pairs, size, seed=0, held_out=False, photo_probability=0.8):
-    """``(degraded, clean)`` float32 arrays of `num_pairs` crops for a preset task."""
-    clean = clean_crops(task, num_pairs, size, seed=seed, held_out=held_out, photo_probability=photo_probability)
+def make_pairs(task, num_pairs, size, seed=0, held_out=False, photo_probability=0.8, images=None):
+    """``(degraded, clean)`` float32 arrays of `num_pairs` crops for a preset task (`images`:
+    see `clean_crops`)."""
+    clean = clean_crops(task, num_pairs, size, seed=seed, held_out=held_out, photo_probability=photo_probability, images=images)
     degraded = np.asarray(task_degradation(task, seed=seed + 5)(clean), "float32")
     return degraded, clean
 
