@@ -28,6 +28,7 @@ SERIALIZABLE_CLASSES = {
     "Compose": "keras_indi.degradations.compose",
     "ConditionalDDPM": "keras_indi.models.ddpm",
     "ConstantNoise": "keras_indi.schedules",
+    "Conv2D": "keras_indi.layers.convolution",
     "DDPMSchedule": "keras_indi.ddpm_schedule",
     "DeadLeaves": "keras_indi.datasets.sources",
     "DefocusBlur": "keras_indi.degradations.blur",

@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 
 from keras_indi.layers import (
+    Conv2D,
     Downsample,
     FourierTimeEmbedding,
     GroupNormalization,
@@ -94,6 +95,59 @@ def test_group_normalization_under_mixed_precision_matches_float32(monkeypatch):
     )
 
 
+def test_conv2d_layer():
+    run_layer_test(Conv2D, {"filters": 4, "kernel_size": 3, "padding": "same"}, IMAGES, (2, 37, 31, 4))
+    run_layer_test(Conv2D, {"filters": 5, "kernel_size": 3, "strides": 2, "padding": "same"}, IMAGES, (2, 19, 16, 5))
+
+
+CONVOLUTIONS = [
+    ((2, 37, 31, 8), {"filters": 6, "kernel_size": 3, "padding": "same"}),  # odd size, symmetric padding
+    ((2, 37, 31, 8), {"filters": 6, "kernel_size": 3, "strides": 2, "padding": "same"}),
+    ((2, 36, 30, 8), {"filters": 6, "kernel_size": 3, "strides": 2, "padding": "same"}),  # pads bottom/right only
+    ((2, 9, 8, 3), {"filters": 4, "kernel_size": 4, "padding": "same"}),  # even kernel: asymmetric padding
+    ((2, 9, 8, 3), {"filters": 4, "kernel_size": (3, 1), "strides": (1, 2), "padding": "valid"}),
+    ((1, 7, 5, 4), {"filters": 2, "kernel_size": 1, "use_bias": False}),
+    ((1, 7, 5, 4), {"filters": 2, "kernel_size": 3, "activation": "silu", "padding": "same"}),
+    ((1, 7, 5, 4), {"filters": 4, "kernel_size": 3, "groups": 2, "padding": "same"}),  # Keras' own computation
+]
+
+
+@pytest.mark.parametrize("shape, kwargs", CONVOLUTIONS)
+def test_conv2d_matches_keras_forward_and_gradient(shape, kwargs):
+    # Same weights, same outputs and the same weights after one SGD step as keras.layers.Conv2D.
+    inputs = RNG.normal(size=shape).astype("float32")
+    models = []
+    for layer_class in (Conv2D, keras.layers.Conv2D):
+        model = keras.Sequential([keras.Input(shape[1:]), layer_class(**kwargs)])
+        model.compile(optimizer=keras.optimizers.SGD(0.1), loss="mse")
+        models.append(model)
+    weights = [RNG.normal(size=w.shape).astype("float32") for w in models[1].get_weights()]
+    for model in models:
+        model.set_weights(weights)
+    ours, theirs = (keras.ops.convert_to_numpy(model(inputs)) for model in models)
+    np.testing.assert_allclose(ours, theirs, atol=1e-4, rtol=1e-4)
+    targets = RNG.normal(size=ours.shape).astype("float32")
+    for model in models:
+        model.fit(inputs, targets, batch_size=shape[0], epochs=1, shuffle=False, verbose=0)
+    for mine, reference in zip(models[0].get_weights(), models[1].get_weights()):
+        np.testing.assert_allclose(mine, reference, atol=1e-4, rtol=1e-4)
+
+
+def test_conv2d_under_mixed_precision_matches_float32():
+    layer = Conv2D(4, 3, padding="same", dtype="mixed_bfloat16")
+    reference = keras.layers.Conv2D(4, 3, padding="same")
+    outputs = layer(IMAGES)
+    assert keras.backend.standardize_dtype(outputs.dtype) == "bfloat16"
+    assert keras.backend.standardize_dtype(layer.kernel.dtype) == "float32"
+    reference.build(IMAGES.shape)
+    reference.set_weights(layer.get_weights())
+    np.testing.assert_allclose(
+        keras.ops.convert_to_numpy(keras.ops.cast(outputs, "float32")),
+        keras.ops.convert_to_numpy(reference(IMAGES)),
+        atol=0.1,
+    )
+
+
 def test_spatial_self_attention():
     run_layer_test(SpatialSelfAttention, {"num_heads": 2}, IMAGES[:, :5, :3], (2, 5, 3, 8))
 
@@ -168,3 +222,14 @@ def test_mlp():
     )
     with pytest.raises(ValueError, match="features"):
         TimeConditionalMLP(features=2)([np.zeros((4, 3), "float32"), np.ones((4,), "float32")])
+
+
+def test_native_layout_kernels_only_on_torch_and_can_be_turned_off(monkeypatch):
+    from keras_indi.backend import native_channels_last_kernels
+
+    assert native_channels_last_kernels() == (keras.backend.backend() == "torch")
+    monkeypatch.setenv("KERAS_INDI_TORCH_NATIVE_LAYOUT", "0")
+    assert not native_channels_last_kernels()
+    # Keras' own computation then, with the same result
+    layer = Conv2D(3, 3, strides=2, padding="same")
+    assert tuple(layer(IMAGES).shape) == (2, 19, 16, 3)

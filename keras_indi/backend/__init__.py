@@ -9,6 +9,7 @@ exceptions are listed in ``tests/test_architecture.py``).
 from keras_indi._lazy import attach
 
 _NAMES = {
+    "native_channels_last_kernels": "channels_last",
     "channel_statistics_are_faster": "compile",
     "compile_sampler_function": "compile",
     "jit_concrete": "compile",

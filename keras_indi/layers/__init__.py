@@ -4,6 +4,7 @@ from keras_indi._lazy import attach
 
 _NAMES = {
     "SpatialSelfAttention": "attention",
+    "Conv2D": "convolution",
     "InDIForwardProcess": "forward_process",
     "GroupNormalization": "normalization",
     "TimeResidualBlock": "residual_block",

@@ -6,6 +6,7 @@ import keras
 from keras import ops
 
 from keras_indi.api_export import keras_indi_export
+from keras_indi.layers.convolution import Conv2D
 from keras_indi.layers.normalization import GroupNormalization
 from keras_indi.utils.validation import check_number, check_positive_int
 
@@ -61,7 +62,7 @@ class TimeResidualBlock(keras.layers.Layer):
             group_count(in_channels, self.groups), epsilon=1e-5, dtype=self.dtype_policy, name="norm_in"
         )
         self.norm_in.build(feature_shape)
-        self.conv_in = keras.layers.Conv2D(
+        self.conv_in = Conv2D(
             self.filters, 3, padding="same", dtype=self.dtype_policy, name="conv_in"
         )
         self.conv_in.build(feature_shape)
@@ -76,13 +77,13 @@ class TimeResidualBlock(keras.layers.Layer):
         self.norm_out.build(hidden_shape)
         self.dropout_layer = keras.layers.Dropout(self.dropout, dtype=self.dtype_policy)
         # Zero-initialized last convolution: each block starts as the identity.
-        self.conv_out = keras.layers.Conv2D(
+        self.conv_out = Conv2D(
             self.filters, 3, padding="same", kernel_initializer="zeros",
             dtype=self.dtype_policy, name="conv_out",
         )
         self.conv_out.build(hidden_shape)
         if in_channels != self.filters:
-            self.skip = keras.layers.Conv2D(self.filters, 1, dtype=self.dtype_policy, name="skip")
+            self.skip = Conv2D(self.filters, 1, dtype=self.dtype_policy, name="skip")
             self.skip.build(feature_shape)
         else:
             self.skip = None

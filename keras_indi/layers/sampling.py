@@ -4,6 +4,7 @@ import keras
 from keras import ops
 
 from keras_indi.api_export import keras_indi_export
+from keras_indi.layers.convolution import Conv2D
 from keras_indi.utils.validation import check_positive_int
 
 
@@ -20,7 +21,7 @@ class Downsample(keras.layers.Layer):
     def __init__(self, filters, **kwargs):
         super().__init__(**kwargs)
         self.filters = check_positive_int(filters, "filters")
-        self.conv = keras.layers.Conv2D(
+        self.conv = Conv2D(
             self.filters, 3, strides=2, padding="same", dtype=self.dtype_policy, name="conv"
         )
 
@@ -54,7 +55,7 @@ class Upsample(keras.layers.Layer):
         super().__init__(**kwargs)
         self.filters = check_positive_int(filters, "filters")
         self.upsampling = keras.layers.UpSampling2D(2, interpolation="nearest", dtype=self.dtype_policy)
-        self.conv = keras.layers.Conv2D(self.filters, 3, padding="same", dtype=self.dtype_policy, name="conv")
+        self.conv = Conv2D(self.filters, 3, padding="same", dtype=self.dtype_policy, name="conv")
 
     def build(self, input_shape):
         upsampled = self.upsampling.compute_output_shape(input_shape)

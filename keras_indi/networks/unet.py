@@ -5,6 +5,7 @@ from keras import ops
 
 from keras_indi.api_export import keras_indi_export
 from keras_indi.layers.attention import SpatialSelfAttention
+from keras_indi.layers.convolution import Conv2D
 from keras_indi.layers.normalization import GroupNormalization
 from keras_indi.layers.residual_block import TimeResidualBlock, group_count
 from keras_indi.layers.sampling import Downsample, Upsample, crop_to, pad_to_multiple
@@ -131,7 +132,7 @@ class TimeConditionalUNet(ParameterizedNetwork):
         self.time_embedding = SinusoidalTimeEmbedding(self.widths[0], dtype=policy, name="time_embedding")
         self.time_dense_1 = keras.layers.Dense(self.time_embedding_dim, activation="silu", dtype=policy, name="time_dense_1")
         self.time_dense_2 = keras.layers.Dense(self.time_embedding_dim, dtype=policy, name="time_dense_2")
-        self.stem = keras.layers.Conv2D(self.widths[0], 3, padding="same", dtype=policy, name="stem")
+        self.stem = Conv2D(self.widths[0], 3, padding="same", dtype=policy, name="stem")
 
         def block(filters, name):
             return TimeResidualBlock(filters, dropout=self.dropout, groups=self.groups, dtype=policy, name=name)
@@ -172,7 +173,7 @@ class TimeConditionalUNet(ParameterizedNetwork):
             group_count(self.widths[0], self.groups), epsilon=1e-5, dtype=policy, name="head_norm"
         )
         # With a skip connection the head starts at zero, so F(x_t, t) = c_skip x_t at first.
-        self.head = keras.layers.Conv2D(
+        self.head = Conv2D(
             self.out_channels,
             3,
             padding="same",
