@@ -8,6 +8,7 @@
     KERAS_BACKEND=jax python benchmarks/small_t_study.py prior denoising      # held-out vs training photos
     KERAS_BACKEND=jax python benchmarks/small_t_study.py mix denoising        # other training images (slow)
     KERAS_BACKEND=jax python benchmarks/small_t_study.py leftover denoising   # is the grain the input's noise?
+    KERAS_BACKEND=torch python benchmarks/small_t_study.py length denoising   # longer runs (slow)
 
 `network`, `levels`, `grids`, `prior` and `leftover` use the shipped presets; `weighting` trains the preset recipe at (16, 32) for
 600 Adam steps per variant (about 2-3 minutes each on 2 idle cores); so does `mix`.
@@ -19,7 +20,7 @@ import sys
 
 import numpy as np
 
-os.environ.setdefault("KERAS_BACKEND", "jax")
+os.environ.setdefault("KERAS_BACKEND", "jax")  # torch trains fastest on a CPU (BENCHMARKS.md)
 
 
 def _metrics(clean, restored, reference=None):
@@ -199,6 +200,27 @@ def training_mix(task, steps=600):
                 print(f"| {mix} | {name} | {num_steps} | {m['psnr']:.2f} | {m['swd']:.4f} | {m['swd_levels'][0]:.4f} | {m['power_spectrum']:.3f} |", flush=True)
 
 
+def training_length(task, lengths=(600, 1800)):
+    """InDI/twin pairs of the (16, 32) recipe trained for more Adam steps (the cosine schedule
+    stretched to each length), scored on the held-out photographs: does the gap between InDI's
+    20-step SWD and the twin's close with a longer run? (`LENGTHS=600,3600` picks the lengths.)"""
+    from keras_indi.presets import training
+    from keras_indi.presets.recipes import make_pairs
+
+    if os.environ.get("LENGTHS"):
+        lengths = tuple(int(n) for n in os.environ["LENGTHS"].split(","))
+    test = make_pairs(task, 48, 64, seed=100, held_out=True)
+    print("| Adam steps | model | steps | PSNR (dB) | SWD | finest level | power-spectrum dist. | train s |\n|---:|---|---:|---:|---:|---:|---:|---:|")
+    for length in lengths:
+        for time_distribution in ("regression", None):
+            recipe = training.resolve_recipe(steps=length, widths=(16, 32), time_distribution=time_distribution)
+            model, seconds, _ = training.train(task, recipe, seed=0)
+            name = "regression twin" if time_distribution == "regression" else "InDI"
+            for num_steps in (1,) if time_distribution == "regression" else (1, 2, 20):
+                m = _metrics(test[1], model.restore(test[0], num_steps=num_steps, seed=0, progress_bar=False))
+                print(f"| {length} | {name} | {num_steps} | {m['psnr']:.2f} | {m['swd']:.4f} | {m['swd_levels'][0]:.4f} | {m['power_spectrum']:.3f} | {seconds:.0f} |", flush=True)
+
+
 def leftover_noise(task="denoising"):
     """How much of what the steps add is the input's own noise? The correlation between the
     high-pass error of each restoration and the high-pass input noise ``y - x``, on held-out
@@ -233,10 +255,10 @@ def leftover_noise(task="denoising"):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("study", choices=("network", "levels", "grids", "weighting", "prior", "mix", "leftover"))
+    parser.add_argument("study", choices=("network", "levels", "grids", "weighting", "prior", "mix", "leftover", "length"))
     parser.add_argument("task", nargs="?", default="denoising")
     arguments = parser.parse_args(argv)
-    {"network": network_precision, "levels": swd_levels, "grids": time_grids, "weighting": loss_weighting, "prior": image_sets, "mix": training_mix, "leftover": leftover_noise}[arguments.study](arguments.task)
+    {"network": network_precision, "levels": swd_levels, "grids": time_grids, "weighting": loss_weighting, "prior": image_sets, "mix": training_mix, "leftover": leftover_noise, "length": training_length}[arguments.study](arguments.task)
     return 0
 
 
