@@ -24,13 +24,15 @@ os.environ.setdefault("KERAS_BACKEND", "jax")  # torch trains fastest on a CPU (
 
 
 def _metrics(clean, restored, reference=None):
+    import keras
+
     from keras_indi.metrics import power_spectrum_distance, psnr, sliced_wasserstein_distance
 
     restored = np.clip(np.asarray(restored), -1, 1)
     reference = clean if reference is None else reference
     swd, levels = sliced_wasserstein_distance(reference, restored, return_per_level=True)
     return {
-        "psnr": round(float(np.mean(psnr(clean, restored))), 2),
+        "psnr": round(float(np.mean(keras.ops.convert_to_numpy(psnr(clean, restored)))), 2),
         "swd": round(float(swd), 4),
         "swd_levels": [round(float(level), 4) for level in levels],
         "power_spectrum": round(float(power_spectrum_distance(reference, restored)), 3),

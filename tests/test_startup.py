@@ -222,3 +222,23 @@ def test_cli_restore_tiles_automatically_when_memory_is_short(saved_model, tmp_p
     monkeypatch.setenv("KERAS_INDI_MEMORY_LIMIT", "64G")
     assert main(["restore", path, str(tmp_path / "big.png"), "--output-dir", str(tmp_path / "whole"), "--steps", "2"]) == 0
     assert "tiled" not in capsys.readouterr().out
+
+
+def test_loading_weights_gives_the_same_model_and_restores_the_initializers():
+    # Inside the context the throw-away initial weights may be placeholders (zeros on JAX), but
+    # a preset loaded there restores exactly as one loaded outside, and afterwards the
+    # initializers draw random numbers again.
+    from keras_indi.backend.compilation_cache import loading_weights
+    from keras_indi.presets import PRESETS_DIRECTORY, list_presets
+
+    path = os.path.join(PRESETS_DIRECTORY, list_presets()["denoising_regression"]["file"])
+    plain = keras.saving.load_model(path)
+    with loading_weights():
+        inside = keras.saving.load_model(path)
+    image = np.random.default_rng(0).uniform(-1, 1, (1, 20, 24, 3)).astype("float32")
+    expected = plain.restore(image, num_steps=2, seed=0, progress_bar=False)
+    np.testing.assert_array_equal(inside.restore(image, num_steps=2, seed=0, progress_bar=False), expected)
+    weights = keras.initializers.GlorotUniform(seed=1)((8, 8))
+    assert float(np.std(keras.ops.convert_to_numpy(weights))) > 0.1
+    assert float(np.max(keras.ops.convert_to_numpy(keras.initializers.Ones()((3,))))) == 1.0
+    assert isinstance(inside, InDIModel)
