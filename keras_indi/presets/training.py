@@ -22,6 +22,9 @@ DEFAULT_RECIPE = {
     "batch_size": 16,
     "steps": 400,
     "photo_probability": 0.8,
+    # InDI's input-noise schedule: None = the task's (`recipes.TASKS[task]["noise"]`), else
+    # anything `keras_indi.schedules.get_noise_schedule` takes (studies only).
+    "noise": None,
 }
 
 
@@ -56,7 +59,7 @@ def build_model(task, recipe, seed=0, model_class=None):
     model = (model_class or InDIModel)(
         network,
         time_distribution=recipe["time_distribution"],
-        noise_schedule=spec["noise"],
+        noise_schedule=spec["noise"] if recipe.get("noise") is None else recipe["noise"],
         loss=recipe["loss"],
         seed=seed,
     )
