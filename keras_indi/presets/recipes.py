@@ -95,6 +95,8 @@ def training_photographs(names=TRAINING_IMAGES, scales=(1.0,)):
     Several scales multiply what nine photographs offer: the same scene seen from further
     away has finer structures per pixel and, downscaled, less sensor noise and compression.
     """
+    from skimage.transform import rescale
+
     scales = tuple(float(scale) for scale in scales)
     if not scales or any(not 0.0 < scale <= 1.0 for scale in scales):
         raise ValueError(f"`scales` must be a non-empty sequence of numbers in (0, 1]; got {scales}.")
@@ -104,8 +106,6 @@ def training_photographs(names=TRAINING_IMAGES, scales=(1.0,)):
             if scale == 1.0:
                 images.append(image)
                 continue
-            from skimage.transform import rescale
-
             images.append(np.asarray(rescale(image, scale, anti_aliasing=True, channel_axis=-1, order=3), "float32").clip(-1.0, 1.0))
     return images
 
