@@ -47,6 +47,13 @@ TASKS = {
         "data": "photographs",
         "degradation_std": 0.2,
     },
+    "defocus_deblurring": {
+        "degradation": ("DefocusBlur", {"radius_range": (1.5, 4.0)}),
+        "description": "defocus blur, an anti-aliased disk of radius drawn in 1.5-4 px per image",
+        "noise": 0.01,
+        "data": "photographs",
+        "degradation_std": 0.2,
+    },
     "generation": {
         "degradation": ("PureNoise", {}),
         "description": "pure Gaussian noise (y ~ N(0, I) independent of x): generation",

@@ -101,6 +101,7 @@ for _task, _settings in {
     "super_resolution_4x": {"steps": 1500},
     "jpeg": {"steps": 1500},
     "motion_deblurring": {"steps": 1500, "crop_size": 48, "batch_size": 8},
+    "defocus_deblurring": {"steps": 1500, "crop_size": 48, "batch_size": 8},
 }.items():
     PRESETS[_task] = {"task": _task, "method": "InDI", "settings": _settings, "twin": f"{_task}_regression"}
     PRESETS[f"{_task}_regression"] = {
