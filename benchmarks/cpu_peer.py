@@ -274,8 +274,9 @@ def to_torch(array, settings):
     return tensor.contiguous(memory_format=torch.channels_last if settings["twin_channels_last"] else torch.contiguous_format)
 
 
-def twin_train(settings, size, mode):
-    """The plain-PyTorch InDI L1 step (as `gpu_suite.measure_twin_train`, float32 on the CPU)."""
+def twin_training_step(settings, size, compiled):
+    """``(step, pool, model)``: the plain-PyTorch InDI L1 step (as `gpu_suite.measure_twin_train`,
+    float32 on the CPU), ``torch.compile``d when `compiled`, and its pool of torch batches."""
     import gpu_suite
     import torch
 
@@ -295,8 +296,15 @@ def twin_train(settings, size, mode):
         optimizer.step()
         return loss
 
-    if mode == "compile":
+    if compiled:
         step = torch.compile(step, dynamic=False, backend=settings["torch_compile_backend"])
+    return step, pool, model
+
+
+def twin_train(settings, size, mode):
+    """The twin's training throughput (`twin_training_step`, eager or ``torch.compile``)."""
+    step, pool, model = twin_training_step(settings, size, mode == "compile")
+    batch = settings["batch_size"]
 
     def run(steps):
         for index in range(steps):
@@ -319,6 +327,28 @@ def twin_train(settings, size, mode):
     }
 
 
+def twin_sampler(settings, network, images_np):
+    """``sample(steps)``: the twin's InDI loop (as `gpu_suite.measure_twin_sample`) with
+    `network`, on the NumPy images `images_np`, NumPy in and out."""
+    import torch
+
+    epsilon = settings["epsilon"]
+
+    @torch.no_grad()
+    def sample(steps):
+        images = to_torch(images_np, settings)
+        x = images + epsilon * torch.randn_like(images)
+        times = torch.ones(images.shape[0])
+        for index in range(steps):
+            t = 1.0 - index / steps
+            estimate = network(x, times * t)
+            ratio = (t - 1.0 / steps) / t
+            x = (1.0 - ratio) * estimate + ratio * x
+        return x.permute(0, 2, 3, 1).numpy()
+
+    return sample
+
+
 def twin_worker(args, settings):
     import gpu_suite
     import torch
@@ -330,25 +360,13 @@ def twin_worker(args, settings):
         for mode in settings["twin_modes"]:
             recorder.run("twin_train", lambda size=size, mode=mode: twin_train(settings, size, mode), size=size, mode=mode)
     inputs = restore_inputs(settings)
-    epsilon = settings["epsilon"]
     for mode in settings["twin_modes"]:
         model = twin_network(settings).eval()
         network = torch.compile(model, dynamic=False, backend=settings["torch_compile_backend"]) if mode == "compile" else model
         for kind, step_counts in restoration_plan(settings):
             images_np = inputs[kind]
 
-            @torch.no_grad()
-            def sample(steps, images_np=images_np):
-                """The InDI loop (as `gpu_suite.measure_twin_sample`), NumPy in and out."""
-                images = to_torch(images_np, settings)
-                x = images + epsilon * torch.randn_like(images)
-                times = torch.ones(images.shape[0])
-                for index in range(steps):
-                    t = 1.0 - index / steps
-                    estimate = network(x, times * t)
-                    ratio = (t - 1.0 / steps) / t
-                    x = (1.0 - ratio) * estimate + ratio * x
-                return x.permute(0, 2, 3, 1).numpy()
+            sample = twin_sampler(settings, network, images_np)
 
             def warm_up(sample=sample):
                 start = time.perf_counter()

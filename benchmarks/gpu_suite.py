@@ -465,6 +465,20 @@ def build_model(settings, config, size, policy):
     return InDIModel(network, noise_schedule=settings["epsilon"], loss="l1", seed=settings["seed"])
 
 
+def pool_dataset(pool, steps):
+    """A `keras.utils.PyDataset` of `steps` batches cycling through `pool` (in-memory batches)."""
+    import keras
+
+    class Pool(keras.utils.PyDataset):
+        def __len__(self):
+            return steps
+
+        def __getitem__(self, index):
+            return pool[index % len(pool)]
+
+    return Pool()
+
+
 def measure_fit(settings, backend, config, size, policy, budget, steps_per_execution=1):
     """InDIModel.fit() img/s: whole call and steady state, after two warm-up calls.
 
@@ -481,19 +495,8 @@ def measure_fit(settings, backend, config, size, policy, budget, steps_per_execu
     )
     build_s = time.perf_counter() - start
 
-    class Pool(keras.utils.PyDataset):
-        def __init__(self, steps):
-            super().__init__()
-            self.steps = steps
-
-        def __len__(self):
-            return self.steps
-
-        def __getitem__(self, index):
-            return pool[index % pool_size]
-
     def fit(steps):
-        model.fit(Pool(steps), epochs=1, steps_per_epoch=steps, verbose=0)
+        model.fit(pool_dataset(pool, steps), epochs=1, steps_per_epoch=steps, verbose=0)
 
     def sync():
         backend.sync(model)

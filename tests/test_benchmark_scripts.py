@@ -36,6 +36,15 @@ def test_cpu_peer_quick(tmp_path):
     assert "best keras-indi / best twin" in out and (tmp_path / "cpu_peer_quick.md").exists()
 
 
+def test_cpu_interleaved_quick(tmp_path):
+    pytest.importorskip("torch")
+    out = run_script("cpu_interleaved.py", "--output", str(tmp_path))
+    report = json.loads((tmp_path / "cpu_interleaved_quick.json").read_text())
+    assert set(report["training"][0]["images_per_s"]) == {"keras-indi eager", "twin eager"}
+    assert [row["input"] for row in report["restoration"]] == ["2x16x16", "1x32x32"]
+    assert out.count("best keras-indi / best twin") == 2 and (tmp_path / "cpu_interleaved_quick.md").exists()
+
+
 def test_startup_quick(tmp_path):
     pytest.importorskip("jax")
     out = run_script("startup.py", "--output", str(tmp_path))

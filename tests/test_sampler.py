@@ -230,3 +230,44 @@ def test_tensorflow_traces_once_for_every_step_count_and_chunk():
         sampler(VECTORS, num_steps=num_steps, seed=3, batch_size=4, progress_bar=False)
     fused = sampler._compiled[("tensorflow", "fused", True, True)]
     assert fused.experimental_get_tracing_count() == 1
+
+
+def test_torch_compile_only_when_the_model_asks_for_it():
+    model = InDIModel(mlp(), noise_schedule=0.0, seed=0)
+    assert model.sampler._torch_compile() is False  # Keras' "auto" is eager on torch
+    model.compile(optimizer="adam", jit_compile=True)
+    # Only torch compiles the network evaluation on request (JAX and TensorFlow always compile).
+    assert model.sampler._torch_compile() is (BACKEND == "torch")
+    assert InDISampler(mlp(), noise_schedule=0.0)._torch_compile() is False  # a bare network
+
+
+@pytest.mark.skipif(BACKEND != "torch", reason="torch.compile of the network evaluation: torch only")
+def test_torch_compiled_restoration_matches_eager_and_follows_new_weights():
+    eager = InDIModel(mlp(), noise_schedule=0.01, seed=0)
+    compiled = InDIModel(mlp(), noise_schedule=0.01, seed=0)
+    compiled.compile(optimizer="adam", jit_compile=True)
+    for _ in range(2):
+        np.testing.assert_allclose(
+            compiled.restore(VECTORS, num_steps=4, seed=3, progress_bar=False),
+            eager.restore(VECTORS, num_steps=4, seed=3, progress_bar=False),
+            atol=1e-5,
+        )
+        # New weights (as after more training) are read at the next call, not baked in.
+        new_weights = [w * 0.5 for w in eager.get_weights()]
+        eager.set_weights(new_weights)
+        compiled.set_weights(new_weights)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(BACKEND != "torch", reason="Keras' jit_compile=True on torch (torch.compile of the train step)")
+def test_torch_jit_compiled_fit_matches_eager_fit():
+    losses = []
+    for jit_compile in (False, True):
+        keras.utils.set_random_seed(0)
+        network = TimeConditionalUNet(widths=(8, 16), blocks_per_level=1, groups=4)
+        model = InDIModel(network, seed=0)
+        model.compile(optimizer=keras.optimizers.Adam(1e-3, use_ema=True, ema_momentum=0.9), jit_compile=jit_compile)
+        clean = IMAGES[:, :16, :16]
+        history = model.fit(np.clip(clean + 0.1, -1, 1), clean, batch_size=2, epochs=2, verbose=0)
+        losses.append(history.history["loss"])
+    np.testing.assert_allclose(losses[1], losses[0], rtol=1e-4)

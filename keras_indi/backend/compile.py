@@ -11,7 +11,10 @@ returns ``run(*arrays)``:
   (`keras_indi.samplers.base`), so step counts do not change the shapes;
 * TensorFlow: ``tf.function(reduce_retracing=True)``: with the same traced step count and
   padded tables, one trace serves every step count;
-* torch: eager under ``torch.no_grad()``;
+* torch: eager under ``torch.no_grad()``; with ``torch_compile=True`` the network evaluation
+  goes through ``torch.compile`` (one compile per input shape, tens of seconds on a CPU; then
+  10-20% faster per evaluation on a 2-core CPU, BENCHMARKS.md). The samplers ask for it when
+  the model was compiled with ``jit_compile=True``;
 * other backends: eager.
 
 Eager helpers for one-off computations (metrics) live here too: `jit_concrete` and
@@ -49,7 +52,7 @@ def _takes_training(network):
     return any(p.name == "training" or p.kind is p.VAR_KEYWORD for p in parameters)
 
 
-def compile_sampler_function(network, function):
+def compile_sampler_function(network, function, torch_compile=False):
     backend = keras.backend.backend()
     # Pass `training=False` only to networks whose `call` takes it.
     call_kwargs = {"training": False} if _takes_training(network) else {}
@@ -84,9 +87,13 @@ def compile_sampler_function(network, function):
     if backend == "torch":
         import torch
 
+        # Only the network evaluation is compiled: the step loop stays in Python, and the
+        # weights are read at every call (never baked in), so new weights need no recompile.
+        evaluate = torch.compile(network_fn, dynamic=False) if torch_compile else network_fn
+
         def run(*arrays):
             with torch.no_grad():
-                return function(network_fn, *arrays)
+                return function(evaluate, *arrays)
 
         return run
 

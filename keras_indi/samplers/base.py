@@ -158,10 +158,20 @@ class BaseSampler:
 
         return fused if kind == "fused" else single
 
+    def _torch_compile(self):
+        """Whether to ``torch.compile`` the network evaluations: on torch, when the model was
+        compiled with ``jit_compile=True`` (Keras' "auto" is False there)."""
+        if keras.backend.backend() != "torch":
+            return False
+        return getattr(self.model, "jit_compile", False) is True
+
     def _compiled_function(self, kind, options):
-        key = (keras.backend.backend(), kind) + tuple(options)
+        torch_compile = self._torch_compile()
+        key = (keras.backend.backend(), kind) + tuple(options) + (("torch.compile",) if torch_compile else ())
         if key not in self._compiled:
-            self._compiled[key] = compile_sampler_function(self.network, self._function(kind, options))
+            self._compiled[key] = compile_sampler_function(
+                self.network, self._function(kind, options), torch_compile=torch_compile
+            )
         return self._compiled[key]
 
     def fused_call(self, degraded, tables, num_steps, seed, options):

@@ -147,7 +147,8 @@ class InDISampler(BaseSampler):
 
     Speed: with no callback, no progress bar and no trajectory, the whole loop is one compiled
     call (JAX: a jitted loop over explicit weights; TensorFlow: a ``tf.function`` with a
-    dynamic loop; torch: ``no_grad``). Otherwise a compiled single step runs in a Python
+    dynamic loop; torch: ``no_grad``, and ``torch.compile`` of the network when the model was
+    compiled with ``jit_compile=True``). Otherwise a compiled single step runs in a Python
     loop. Both draw the same noise, so they give the same result. The step count is a traced
     loop bound and the time grid is padded, so every step count up to 127 shares one compiled
     loop per input shape (see `keras_indi.samplers.base`).
