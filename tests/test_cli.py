@@ -528,3 +528,25 @@ def test_train_degrading_on_the_device(tmp_path, capsys):
     assert np.isfinite(history["loss"][0]) and np.isfinite(history["val_loss"][0])
     error = fails(["train", *TINY, "--task", "motion_deblurring", "--degrade-on", "model", "--output", str(tmp_path / "m")], capsys)
     assert "NumPy only" in error and "pipeline" in error
+
+
+def test_jit_compile_flag_reaches_compile_and_may_change_on_resume(tmp_path, monkeypatch):
+    """--jit-compile asks Keras for jit_compile=True (torch: torch.compile of the train step).
+    Compiling for real takes a minute on torch, so the flag's value is recorded and then left
+    to Keras' "auto"; the slow sampler/fit tests check the compiled paths themselves."""
+    from keras_indi import InDIModel
+
+    seen = []
+    original = InDIModel.compile
+
+    def spy(self, *args, jit_compile="auto", **kwargs):
+        seen.append(jit_compile)
+        return original(self, *args, jit_compile="auto", **kwargs)
+
+    monkeypatch.setattr(InDIModel, "compile", spy)
+    folder = tmp_path / "run"
+    assert main(["train", *TINY, "--epochs", "1", "--output", str(folder)]) == 0
+    assert json.loads((folder / "config.json").read_text())["jit_compile"] is False
+    assert main(["train", *TINY, "--epochs", "2", "--jit-compile", "--output", str(folder), "--resume"]) == 0
+    assert json.loads((folder / "config.json").read_text())["jit_compile"] is True
+    assert seen[0] == "auto" and seen[-1] is True

@@ -271,3 +271,8 @@ def test_torch_jit_compiled_fit_matches_eager_fit():
         history = model.fit(np.clip(clean + 0.1, -1, 1), clean, batch_size=2, epochs=2, verbose=0)
         losses.append(history.history["loss"])
     np.testing.assert_allclose(losses[1], losses[0], rtol=1e-4)
+    # A second input size (here validation images of another size) compiles another version
+    # instead of a symbolic-size one, which Keras' torch random functions cannot run.
+    other = IMAGES[:, :24, :24]
+    model.fit(clean, clean, batch_size=2, epochs=1, verbose=0, validation_data=(other, other))
+    assert np.isfinite(model.evaluate(other[:, :20, :20], other[:, :20, :20], verbose=0))

@@ -347,6 +347,13 @@ example:
         "when steps are short, e.g. small networks on a GPU; the same training (default: %(default)s)",
     )
     command.add_argument(
+        "--jit-compile",
+        action="store_true",
+        help="torch backend: compile the training step with torch.compile (Keras' jit_compile=True): "
+        "about a minute of compilation, then faster steps on a CPU (BENCHMARKS.md); JAX and "
+        "TensorFlow compile the step anyway",
+    )
+    command.add_argument(
         "--degrade-on",
         choices=("pipeline", "model"),
         default="pipeline",
@@ -672,6 +679,7 @@ def train_config(arguments):
         "precision": resolve_precision(arguments.precision),
         "degrade_on": arguments.degrade_on,
         "steps_per_execution": arguments.steps_per_execution,
+        "jit_compile": arguments.jit_compile,
         "seed": arguments.seed,
     }
 
@@ -746,9 +754,9 @@ def _degradation_overrides(task, settings):
 TRAIN_CALLBACKS = []
 
 # Settings a resumed run may change.
-_RESUMABLE_CHANGES = ("epochs", "steps_per_execution")
+_RESUMABLE_CHANGES = ("epochs", "steps_per_execution", "jit_compile")
 # Settings added after runs were first written, with the value those older runs used.
-_EARLIER_DEFAULTS = {"precision": "float32", "degrade_on": "pipeline"}
+_EARLIER_DEFAULTS = {"precision": "float32", "degrade_on": "pipeline", "jit_compile": False}
 
 
 def _backup_epoch(output):
@@ -1260,6 +1268,8 @@ def _train(arguments, config, time_distribution, output):
     model.compile(
         optimizer=loss_scaled_optimizer(optimizer, config["precision"]),  # loss scaling: mixed_float16 only
         steps_per_execution=arguments.steps_per_execution,
+        # "auto" keeps Keras' choice (compiled on JAX and TensorFlow, eager on torch).
+        jit_compile=True if arguments.jit_compile else "auto",
     )
     size = arguments.image_size
     model(keras.ops.zeros((1, size, size, arguments.channels)))  # build before restoring a checkpoint

@@ -16,6 +16,8 @@ _NAMES = {
     "jit_stateless": "compile",
     "match_static_shape": "compile",
     "predict_batch": "compile",
+    "static_shapes": "compile",
+    "torch_compile_requested": "compile",
     "accelerator_supports_bfloat16": "devices",
     "list_devices": "devices",
     "replica_batch": "distribution",

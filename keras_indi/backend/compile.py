@@ -23,6 +23,7 @@ operation on its own, several times slower for a new input shape) and leave it u
 elsewhere; `predict_batch` runs a model the fastest way for a single batch.
 """
 
+import contextlib
 import functools
 import inspect
 import numbers
@@ -50,6 +51,15 @@ def _takes_training(network):
     except (TypeError, ValueError):
         return True
     return any(p.name == "training" or p.kind is p.VAR_KEYWORD for p in parameters)
+
+
+def torch_compile_requested(model):
+    """Whether restoring with `model` should ``torch.compile`` the network: on torch, when the
+    model was compiled with ``jit_compile=True`` (Keras' "auto" is eager there). False on the
+    other backends, whose sampler loops are always compiled, and for bare networks."""
+    if keras.backend.backend() != "torch":
+        return False
+    return getattr(model, "jit_compile", False) is True
 
 
 def compile_sampler_function(network, function, torch_compile=False):
@@ -98,6 +108,24 @@ def compile_sampler_function(network, function, torch_compile=False):
         return run
 
     return lambda *arrays: function(network_fn, *arrays)
+
+
+def static_shapes():
+    """A context in which ``torch.compile`` specializes on every input shape.
+
+    Keras' ``jit_compile=True`` on torch compiles the train and test steps with ``torch.compile``.
+    PyTorch caches compiled code per Python function, and all models share `train_step`'s:
+    once it has seen a second input size (another crop size, validation images of another
+    size, a second model) it compiles a version for symbolic sizes, which Keras' torch random
+    functions and the lowering of the network do not support ("cannot determine truth value
+    of Relational"). Inside this context it compiles one version per size instead (PyTorch
+    keeps up to 8 per function). Elsewhere, and on other backends: nothing changes.
+    """
+    if keras.backend.backend() != "torch":
+        return contextlib.nullcontext()
+    import torch._dynamo
+
+    return torch._dynamo.config.patch(automatic_dynamic_shapes=False)
 
 
 def match_static_shape(value, reference):

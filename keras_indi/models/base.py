@@ -25,6 +25,7 @@ import keras
 import numpy as np
 from keras import ops
 
+from keras_indi.backend.compile import static_shapes
 from keras_indi.backend.tensors import separate_variable_buffers
 from keras_indi.utils.validation import (
     check_choice,
@@ -107,11 +108,18 @@ class RestorationModel(keras.Model):
                 )
 
     def fit(self, *args, **kwargs):
-        """`keras.Model.fit`; a model trained with an EMA optimizer can be fitted again."""
-        history = super().fit(*args, **kwargs)
+        """`keras.Model.fit`; a model trained with an EMA optimizer can be fitted again; on
+        torch with ``jit_compile=True``, compiled once per input size (`static_shapes`)."""
+        with static_shapes():
+            history = super().fit(*args, **kwargs)
         if getattr(getattr(self, "optimizer", None), "use_ema", False):
             separate_variable_buffers(self.trainable_variables)
         return history
+
+    def evaluate(self, *args, **kwargs):
+        """`keras.Model.evaluate` (on torch with ``jit_compile=True``: see `fit`)."""
+        with static_shapes():
+            return super().evaluate(*args, **kwargs)
 
     # -- the objective through Keras' trainer -------------------------------------------------
     def call(self, inputs, training=False):

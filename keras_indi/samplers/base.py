@@ -29,7 +29,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from keras_indi.backend import compile_sampler_function
+from keras_indi.backend import compile_sampler_function, torch_compile_requested
 from keras_indi.backend.tensors import is_traced_backend
 from keras_indi.utils.validation import check_positive_int
 
@@ -159,11 +159,8 @@ class BaseSampler:
         return fused if kind == "fused" else single
 
     def _torch_compile(self):
-        """Whether to ``torch.compile`` the network evaluations: on torch, when the model was
-        compiled with ``jit_compile=True`` (Keras' "auto" is False there)."""
-        if keras.backend.backend() != "torch":
-            return False
-        return getattr(self.model, "jit_compile", False) is True
+        """Whether to ``torch.compile`` the network evaluations (see `torch_compile_requested`)."""
+        return torch_compile_requested(self.model)
 
     def _compiled_function(self, kind, options):
         torch_compile = self._torch_compile()
