@@ -1,6 +1,6 @@
 """keras-indi on torch against the PyTorch twin, in ONE process, in interleaved rounds (issue 14).
 
-    python benchmarks/cpu_interleaved.py                 # the BENCHMARKS.md table (about 25 min on 2 cores)
+    python benchmarks/cpu_interleaved.py                 # the BENCHMARKS.md table (about 15 min on 2 cores)
     python benchmarks/cpu_interleaved.py --quick         # smoke test: tiny sizes, no torch.compile
 
 Why a second CPU benchmark beside `cpu_peer.py`: on a shared 2-core VM the speed drifts by

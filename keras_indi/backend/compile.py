@@ -13,8 +13,8 @@ returns ``run(*arrays)``:
   padded tables, one trace serves every step count;
 * torch: eager under ``torch.no_grad()``; with ``torch_compile=True`` the network evaluation
   goes through ``torch.compile`` (one compile per input shape, tens of seconds on a CPU; then
-  10-20% faster per evaluation on a 2-core CPU, BENCHMARKS.md). The samplers ask for it when
-  the model was compiled with ``jit_compile=True``;
+  up to 20% faster per evaluation on a 2-core CPU, BENCHMARKS.md). The samplers ask for it
+  when the model was compiled with ``jit_compile=True`` (`torch_compile_requested`);
 * other backends: eager.
 
 Eager helpers for one-off computations (metrics) live here too: `jit_concrete` and
@@ -110,8 +110,8 @@ def compile_sampler_function(network, function, torch_compile=False):
     return lambda *arrays: function(network_fn, *arrays)
 
 
-def static_shapes():
-    """A context in which ``torch.compile`` specializes on every input shape.
+def static_shapes(model):
+    """A context in which ``torch.compile`` specializes `model`'s steps on every input shape.
 
     Keras' ``jit_compile=True`` on torch compiles the train and test steps with ``torch.compile``.
     PyTorch caches compiled code per Python function, and all models share `train_step`'s:
@@ -119,9 +119,10 @@ def static_shapes():
     size, a second model) it compiles a version for symbolic sizes, which Keras' torch random
     functions and the lowering of the network do not support ("cannot determine truth value
     of Relational"). Inside this context it compiles one version per size instead (PyTorch
-    keeps up to 8 per function). Elsewhere, and on other backends: nothing changes.
+    keeps up to 8 per function). For a model not compiled with ``jit_compile=True``, and on
+    other backends, nothing changes (and nothing is imported).
     """
-    if keras.backend.backend() != "torch":
+    if not torch_compile_requested(model):
         return contextlib.nullcontext()
     import torch._dynamo
 

@@ -110,7 +110,7 @@ class RestorationModel(keras.Model):
     def fit(self, *args, **kwargs):
         """`keras.Model.fit`; a model trained with an EMA optimizer can be fitted again; on
         torch with ``jit_compile=True``, compiled once per input size (`static_shapes`)."""
-        with static_shapes():
+        with static_shapes(self):
             history = super().fit(*args, **kwargs)
         if getattr(getattr(self, "optimizer", None), "use_ema", False):
             separate_variable_buffers(self.trainable_variables)
@@ -118,7 +118,7 @@ class RestorationModel(keras.Model):
 
     def evaluate(self, *args, **kwargs):
         """`keras.Model.evaluate` (on torch with ``jit_compile=True``: see `fit`)."""
-        with static_shapes():
+        with static_shapes(self):
             return super().evaluate(*args, **kwargs)
 
     # -- the objective through Keras' trainer -------------------------------------------------
