@@ -124,7 +124,7 @@ def twin_restorer(settings, images_np, compiled):
     import torch
 
     model = cpu_peer.twin_network(settings).eval()
-    network = torch.compile(model, dynamic=False) if compiled else model
+    network = torch.compile(model, dynamic=False, backend=settings["torch_compile_backend"]) if compiled else model
     return cpu_peer.twin_sampler(settings, network, images_np)
 
 

@@ -56,7 +56,11 @@ def _takes_training(network):
 def torch_compile_requested(model):
     """Whether restoring with `model` should ``torch.compile`` the network: on torch, when the
     model was compiled with ``jit_compile=True`` (Keras' "auto" is eager there). False on the
-    other backends, whose sampler loops are always compiled, and for bare networks."""
+    other backends, whose sampler loops are always compiled, and for bare networks.
+
+    >>> torch_compile_requested(keras.layers.Dense(2))  # a bare network: never
+    False
+    """
     if keras.backend.backend() != "torch":
         return False
     return getattr(model, "jit_compile", False) is True
@@ -121,6 +125,9 @@ def static_shapes(model):
     of Relational"). Inside this context it compiles one version per size instead (PyTorch
     keeps up to 8 per function). For a model not compiled with ``jit_compile=True``, and on
     other backends, nothing changes (and nothing is imported).
+
+    >>> with static_shapes(keras.layers.Dense(2)):  # not compiled with jit_compile=True: no-op
+    ...     pass
     """
     if not torch_compile_requested(model):
         return contextlib.nullcontext()
