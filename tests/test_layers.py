@@ -233,3 +233,31 @@ def test_native_layout_kernels_only_on_torch_and_can_be_turned_off(monkeypatch):
     # Keras' own computation then, with the same result
     layer = Conv2D(3, 3, strides=2, padding="same")
     assert tuple(layer(IMAGES).shape) == (2, 19, 16, 3)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+def test_upsample_native_layout_equals_keras(monkeypatch, dtype):
+    # On torch, Upsample interpolates in channels-last memory; the result, and on torch the
+    # gradients, must equal Keras' UpSampling2D (the fallback, or any other backend).
+    layer = Upsample(4, dtype=dtype)
+    images = keras.ops.convert_to_tensor(IMAGES[:, :9, :7], dtype)
+
+    def output_and_gradient():
+        if keras.backend.backend() != "torch":
+            return keras.ops.convert_to_numpy(keras.ops.cast(layer(images), "float32")), None
+        import torch
+
+        inputs = images.detach().clone().requires_grad_(True)
+        outputs = layer(inputs)
+        (outputs.float() ** 2).sum().backward()
+        return outputs.detach().float().cpu().numpy(), inputs.grad.float().cpu().numpy()
+
+    native = output_and_gradient()
+    monkeypatch.setenv("KERAS_INDI_TORCH_NATIVE_LAYOUT", "0")
+    fallback = output_and_gradient()
+    assert native[0].shape == (2, 18, 14, 4)
+    # The fallback also swaps the convolution's kernel: bfloat16 rounds differently there.
+    tolerance = 2e-2 if dtype == "bfloat16" else 1e-5
+    np.testing.assert_allclose(native[0], fallback[0], rtol=tolerance, atol=tolerance)
+    if native[1] is not None:
+        np.testing.assert_allclose(native[1], fallback[1], rtol=tolerance, atol=tolerance)

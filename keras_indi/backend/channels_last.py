@@ -8,9 +8,12 @@ BENCHMARKS.md). A channels-last image permuted to ``(batch, channels, height, wi
 already a tensor in PyTorch's channels-last memory format, which oneDNN convolves and PyTorch's
 group normalization normalizes directly, so here the permutes stay views, the bias goes into
 the convolution, and nothing is copied. Same arguments and result as Keras' computation.
+Nearest-neighbour upsampling likewise: one channels-last ``interpolate`` instead of Keras'
+two ``repeat`` copies (35% less time at 256x256x32 on the 2-core Xeon).
 
 Only the torch backend has these kernels; `native_channels_last_kernels()` says whether to use
-them, and the layers (`keras_indi.layers.Conv2D`, `keras_indi.layers.GroupNormalization`) fall
+them, and the layers (`keras_indi.layers.Conv2D`, `keras_indi.layers.GroupNormalization`,
+`keras_indi.layers.Upsample`) fall
 back to Keras' own computation elsewhere, or everywhere with the environment variable
 ``KERAS_INDI_TORCH_NATIVE_LAYOUT=0`` (for comparisons, or should a PyTorch build misbehave).
 """
@@ -89,3 +92,13 @@ def group_norm(inputs, groups, gamma, beta, epsilon, compute_dtype):
     outputs = F.group_norm(x, groups, weight, bias, epsilon)
     outputs = outputs.permute(0, *range(2, rank), 1)
     return outputs.to(getattr(torch, compute_dtype))
+
+
+def upsample_nearest(inputs, factor):
+    """Nearest-neighbour upsampling of a channels-last ``(batch, height, width, channels)``
+    tensor by an integer `factor`, on torch: equal to Keras' ``UpSampling2D(factor)``."""
+    import torch
+    import torch.nn.functional as F
+
+    x = torch.as_tensor(inputs).permute(0, 3, 1, 2)  # a view: channels-last memory
+    return F.interpolate(x, scale_factor=factor, mode="nearest").permute(0, 2, 3, 1)

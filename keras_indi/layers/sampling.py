@@ -4,6 +4,7 @@ import keras
 from keras import ops
 
 from keras_indi.api_export import keras_indi_export
+from keras_indi.backend.channels_last import native_channels_last_kernels, upsample_nearest
 from keras_indi.layers.convolution import Conv2D
 from keras_indi.utils.validation import check_positive_int
 
@@ -43,7 +44,9 @@ class Downsample(keras.layers.Layer):
 @keras_indi_export("keras_indi.layers.Upsample")
 class Upsample(keras.layers.Layer):
     """Double the resolution: nearest-neighbour upsampling then a 3x3 convolution
-    (avoids the checkerboard artifacts of transposed convolutions).
+    (avoids the checkerboard artifacts of transposed convolutions). On torch the upsampling
+    is one channels-last ``interpolate`` (`keras_indi.backend.channels_last`), not Keras' two
+    ``repeat`` copies.
 
     Example:
 
@@ -62,6 +65,8 @@ class Upsample(keras.layers.Layer):
         self.conv.build(upsampled)
 
     def call(self, inputs):
+        if native_channels_last_kernels():
+            return self.conv(upsample_nearest(inputs, 2))
         return self.conv(self.upsampling(inputs))
 
     def compute_output_shape(self, input_shape):
