@@ -261,3 +261,58 @@ def test_upsample_native_layout_equals_keras(monkeypatch, dtype):
     np.testing.assert_allclose(native[0], fallback[0], rtol=tolerance, atol=tolerance)
     if native[1] is not None:
         np.testing.assert_allclose(native[1], fallback[1], rtol=tolerance, atol=tolerance)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "mixed_bfloat16"])
+def test_group_norm_normalize_fused_equals_layer_then_operations(monkeypatch, dtype):
+    # `normalize` (on torch, without gradients: statistics, modulation and SiLU on one
+    # channels-first view) must equal the layer followed by the same operations.
+    import contextlib
+
+    from keras_indi.backend import fuse_normalization_and_modulation
+    from keras_indi.backend.channels_last import group_norm
+
+    layer = GroupNormalization(groups=4, dtype=dtype)
+    layer.build(IMAGES.shape)
+    layer.set_weights([RNG.normal(size=(IMAGES.shape[-1],)).astype("float32") for _ in range(2)])
+    scale = RNG.normal(size=(IMAGES.shape[0], 1, 1, IMAGES.shape[-1])).astype("float32")
+    shift = RNG.normal(size=(IMAGES.shape[0], 1, 1, IMAGES.shape[-1])).astype("float32")
+    torch_backend = keras.backend.backend() == "torch"
+    if torch_backend:
+        import torch
+
+    def reference(images, scales, shifts):
+        normalized = layer(images)
+        return keras.ops.silu(normalized * (1.0 + keras.ops.cast(scales, normalized.dtype))
+                              + keras.ops.cast(shifts, normalized.dtype))
+
+    def as_numpy(tensor):
+        return keras.ops.convert_to_numpy(keras.ops.cast(tensor, "float32"))
+
+    tolerance = 5e-2 if dtype == "mixed_bfloat16" else 1e-5
+    for native in ("1", "0"):
+        monkeypatch.setenv("KERAS_INDI_TORCH_NATIVE_LAYOUT", native)
+        with torch.no_grad() if torch_backend else contextlib.nullcontext():  # as restoration runs
+            assert fuse_normalization_and_modulation() == (torch_backend and native == "1")
+            fused = as_numpy(layer.normalize(IMAGES, scale, shift, silu=True))
+            expected = as_numpy(reference(IMAGES, scale, shift))
+        assert fused.shape == IMAGES.shape
+        np.testing.assert_allclose(fused, expected, rtol=tolerance, atol=tolerance)
+        # Without modulation or SiLU it is the layer itself
+        np.testing.assert_allclose(as_numpy(layer.normalize(IMAGES)), as_numpy(layer(IMAGES)), rtol=1e-6, atol=1e-6)
+    if torch_backend:
+        # Gradients record the layer-then-operations form; the fused one differentiates too
+        assert not fuse_normalization_and_modulation()
+        results = []
+        for fused in (True, False):
+            images, scales, shifts = (torch.tensor(a, requires_grad=True) for a in (IMAGES, scale, shift))
+            if fused:
+                gamma, beta = (torch.as_tensor(keras.ops.convert_to_numpy(w)) for w in (layer.gamma, layer.beta))
+                outputs = group_norm(images, 4, gamma, beta, layer.epsilon, layer.compute_dtype, scales, shifts, silu=True)
+            else:
+                outputs = reference(images, scales, shifts)
+            (outputs.float() ** 2).sum().backward()
+            results.append([t.grad.numpy() for t in (images, scales, shifts)])
+        for ours, theirs in zip(*results):
+            # bfloat16: the fused form modulates in float32, the reference in bfloat16
+            np.testing.assert_allclose(ours, theirs, rtol=tolerance, atol=tolerance * np.abs(theirs).max())

@@ -10,6 +10,7 @@ from keras_indi._lazy import attach
 
 _NAMES = {
     "native_channels_last_kernels": "channels_last",
+    "fuse_normalization_and_modulation": "channels_last",
     "channel_statistics_are_faster": "compile",
     "compile_sampler_function": "compile",
     "jit_concrete": "compile",

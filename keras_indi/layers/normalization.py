@@ -6,7 +6,11 @@ import keras
 from keras import ops
 
 from keras_indi.api_export import keras_indi_export
-from keras_indi.backend.channels_last import group_norm, native_channels_last_kernels
+from keras_indi.backend.channels_last import (
+    fuse_normalization_and_modulation,
+    group_norm,
+    native_channels_last_kernels,
+)
 from keras_indi.backend.compile import channel_statistics_are_faster
 
 
@@ -36,15 +40,56 @@ class GroupNormalization(keras.layers.GroupNormalization):
     (True, (1, 4, 3, 4))
     """
 
+    def _native(self, inputs):
+        """Whether torch's own group norm runs on the channels-last `inputs` (a view, no copies;
+        it refuses one value per group)."""
+        rank = len(inputs.shape)
+        return (
+            self.axis in (-1, rank - 1)
+            and rank >= 3
+            and native_channels_last_kernels()
+            and (inputs.shape[-1] // self.groups) * math.prod(inputs.shape[1:-1]) > 1
+        )
+
+    def _native_group_norm(self, inputs, scale=None, shift=None, silu=False):
+        gamma = keras.ops.convert_to_tensor(self.gamma) if self.scale else None
+        beta = keras.ops.convert_to_tensor(self.beta) if self.center else None
+        return group_norm(inputs, self.groups, gamma, beta, self.epsilon, self.compute_dtype, scale, shift, silu)
+
+    def normalize(self, inputs, scale=None, shift=None, silu=False):
+        """``silu(layer(inputs) * (1 + scale) + shift)``, each part optional.
+
+        `scale` and `shift` broadcast against `inputs` and have its rank (e.g. a per-image,
+        per-channel ``(batch, 1, 1, channels)`` time modulation). On torch the whole computation
+        runs on one channels-first view (`keras_indi.backend.channels_last.group_norm`) when no
+        gradients are recorded (restoration), which ``torch.compile`` fuses into one kernel, as
+        it does for a plain PyTorch network (the statistics and the channels-last SiLU otherwise
+        take two passes: BENCHMARKS.md); otherwise it is the layer followed by the same
+        operations.
+
+        Example:
+
+        >>> layer = GroupNormalization(groups=2)
+        >>> images = keras.ops.reshape(keras.ops.arange(48.0), (1, 4, 3, 4))
+        >>> fused = layer.normalize(images, silu=True)
+        >>> bool(keras.ops.max(keras.ops.abs(fused - keras.ops.silu(layer(images)))) < 1e-6)
+        True
+        """
+        if self.built and self._native(inputs) and channel_statistics_are_faster() and fuse_normalization_and_modulation():
+            return self._native_group_norm(inputs, scale, shift, silu)
+        outputs = self(inputs)  # builds the layer on first use
+        if scale is not None:
+            outputs = outputs * (1.0 + ops.cast(scale, outputs.dtype))
+        if shift is not None:
+            outputs = outputs + ops.cast(shift, outputs.dtype)
+        return ops.silu(outputs) if silu else outputs
+
     def call(self, inputs):
         rank = len(inputs.shape)
         if self.axis not in (-1, rank - 1) or rank < 3 or not channel_statistics_are_faster():
             return super().call(inputs)
-        # torch: its own group norm on a view, no copies (it refuses one value per group)
-        if native_channels_last_kernels() and (inputs.shape[-1] // self.groups) * math.prod(inputs.shape[1:-1]) > 1:
-            gamma = keras.ops.convert_to_tensor(self.gamma) if self.scale else None
-            beta = keras.ops.convert_to_tensor(self.beta) if self.center else None
-            return group_norm(inputs, self.groups, gamma, beta, self.epsilon, self.compute_dtype)
+        if self._native(inputs):
+            return self._native_group_norm(inputs)
         channels = inputs.shape[-1]
         per_group = channels // self.groups
         values = ops.cast(inputs, "float32")

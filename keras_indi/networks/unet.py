@@ -284,7 +284,7 @@ class TimeConditionalUNet(ParameterizedNetwork):
             if level > 0:
                 hidden = self.upsamplers[position](hidden)
 
-        return finish(crop_to(self.head(ops.silu(self.head_norm(hidden))), size))
+        return finish(crop_to(self.head(self.head_norm.normalize(hidden, silu=True)), size))
 
     @property
     def input_layout(self):
