@@ -35,7 +35,13 @@ def fuse_normalization_and_modulation():
     (restoration). ``torch.compile`` then fuses them into one kernel per group norm, as for a
     plain PyTorch network: 10% less time per compiled 512x512 evaluation of the preset U-Net.
     In compiled training the fused form was 5% slower (BENCHMARKS.md), so training keeps the
-    layer-then-operations form."""
+    layer-then-operations form.
+
+    Example (never on JAX or TensorFlow; on torch only inside ``torch.no_grad()``):
+
+    >>> keras.backend.backend() == "torch" or not fuse_normalization_and_modulation()
+    True
+    """
     if not native_channels_last_kernels():
         return False
     import torch
