@@ -60,3 +60,14 @@ def test_unet_eval_quick(tmp_path):
     report = json.loads((tmp_path / "unet_eval_quick.json").read_text())
     assert len(report["rows"]) == 2 and all(row["keras_seconds"] > 0 and row["keras_indi_seconds"] > 0 for row in report["rows"])
     assert "speed-up" in out
+
+
+def test_xla_cpu_flags_quick(tmp_path):
+    pytest.importorskip("jax")
+    out = run_script("xla_cpu_flags.py", "--output", str(tmp_path))
+    report = json.loads((tmp_path / "xla_cpu_flags_quick.json").read_text())
+    assert set(report["medians"]) == {"default", "keras-indi", "no YNN"}
+    flags = {name: runs[0]["xla_flags"] for name, runs in report["runs"].items()}
+    assert flags["default"] is None and flags["no YNN"] == "--xla_cpu_experimental_ynn_fusion_type="
+    assert all(value > 0 for medians in report["medians"].values() for value in medians.values())
+    assert "default / keras-indi" in out

@@ -425,6 +425,47 @@ def test_synthetic_pairs_from_array_identity_and_flips():
 
 
 @agnostic
+def test_in_memory_sources_convert_each_image_once(monkeypatch):
+    """Crops of in-memory images reuse one converted copy (the conversion of a whole photograph
+    per crop cost as much as a training step), read-only, with the same crops as before; past
+    the cache's byte limit every access converts again; bad images still raise."""
+    from keras_indi.datasets import sources
+
+    conversions = []
+    original = sources.to_model_image
+
+    def counting(array, *args, **kwargs):
+        conversions.append(np.asarray(array).shape)
+        return original(array, *args, **kwargs)
+
+    monkeypatch.setattr(sources, "to_model_image", counting)
+    images = random_uint8(np.random.default_rng(3), (3, 37, 31, 3))
+
+    def crops(limit):
+        monkeypatch.setattr(sources._ConvertedCache, "LIMIT", limit)
+        conversions.clear()
+        train, _ = build_task_datasets(None, source=images, degradation=Identity(), image_size=16, batch_size=4,
+                                       steps_per_epoch=6, seed=5, output="numpy", validation_fraction=0)
+        return take_arrays(train, 6)[1], len(conversions)
+
+    limit = sources._ConvertedCache.LIMIT
+    uncached, uncached_conversions = crops(0)
+    cached, cached_conversions = crops(limit)
+    np.testing.assert_array_equal(cached, uncached)  # the cache changes the speed, not the crops
+    assert cached_conversions == 3 and uncached_conversions == 24
+    source = sources._ArrayImages(list(images), 3)
+    assert source[1] is source[1] and not source[1].flags.writeable
+    with pytest.raises(ValueError):
+        source[0][0, 0, 0] = 0.0  # a caller cannot corrupt what later crops read
+    pairs = sources._ArrayPairs([(images[0], images[0])], scale=1, channels=3)
+    assert pairs[0] is pairs[0]
+    bad = sources._ArrayImages([np.full((8, 8, 3), np.nan, "float32")], 3)
+    for _ in range(2):  # a bad image is never cached: it raises on every access
+        with pytest.raises(ValueError, match="NaN"):
+            bad[0]
+
+
+@agnostic
 def test_seeded_reproducibility_epochs_and_validation_determinism():
     def build(seed, output="numpy"):
         return build_task_datasets(

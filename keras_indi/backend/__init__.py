@@ -28,6 +28,7 @@ _NAMES = {
     "step_noise": "random",
     "enable_compilation_cache": "compilation_cache",
     "loading_weights": "compilation_cache",
+    "configure_xla_cpu_flags": "xla_flags",
 }
 __all__ = list(_NAMES)
 __getattr__, __dir__ = attach(__name__, _NAMES)

@@ -429,19 +429,53 @@ class _Subset(ImageSource):
 
 # In-memory sources (NumPy arrays, materialized TFDS splits), shared by the pipeline and the
 # TFDS sources.
+class _ConvertedCache:
+    """Images checked and converted on first access, kept up to `limit` bytes in all.
+
+    A training pipeline crops the same few in-memory photographs thousands of times, and
+    converting a whole 512x512 photograph (`to_model_image`: range checks, clipping) for every
+    32x32 crop cost as much as the training step itself (measured: 9 ms per crop, 0.19 s per
+    batch of 16 on a 2-core CPU; 6 ms per batch with the cache). Larger collections than
+    `limit` are converted on every access beyond it, as before."""
+
+    #: Converted images kept per source, in bytes (the built-in photographs take about 30 MB).
+    LIMIT = 256 * 2**20
+
+    def __init__(self):
+        self._items, self._bytes = {}, 0
+
+    def get(self, index, convert):
+        """The converted item `index` (an array or a tuple of arrays): ``convert()`` once."""
+        item = self._items.get(index)
+        if item is None:
+            item = convert()
+            arrays = item if isinstance(item, tuple) else (item,)
+            size = sum(array.nbytes for array in arrays)
+            if self._bytes + size <= self.LIMIT:
+                for array in arrays:
+                    array.flags.writeable = False  # shared by every later access
+                self._items[index] = item
+                self._bytes += size
+        return item
+
+
 class _ArrayImages(ImageSource):
-    """Random access over in-memory images (an NHWC array or a list of HWC arrays)."""
+    """Random access over in-memory images (an NHWC array or a list of HWC arrays), each
+    converted once (`_ConvertedCache`)."""
 
     def __init__(self, images, channels, what="source"):
         self.images = images
         self.channels = channels
         self.what = what
+        self._cache = _ConvertedCache()
 
     def __len__(self):
         return len(self.images)
 
     def __getitem__(self, index):
-        return to_model_image(self.images[index], channels=self.channels, what=f"{self.what}[{index}]")
+        return self._cache.get(
+            index, lambda: to_model_image(self.images[index], channels=self.channels, what=f"{self.what}[{index}]")
+        )
 
     def __repr__(self):
         return f"<{len(self)} in-memory images>"
@@ -457,11 +491,15 @@ class _ArrayPairs(ImageSource):
         self.scale = scale
         self.channels = channels
         self.what = what
+        self._cache = _ConvertedCache()
 
     def __len__(self):
         return len(self.pairs)
 
     def __getitem__(self, index):
+        return self._cache.get(index, lambda: self._convert(index))
+
+    def _convert(self, index):
         degraded, clean = self.pairs[index]
         degraded = to_model_image(degraded, self.channels, what=f"{self.what} {index} input")
         clean = to_model_image(clean, self.channels, what=f"{self.what} {index} target")
