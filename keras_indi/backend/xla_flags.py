@@ -2,10 +2,11 @@
 
 jaxlib 0.10 compiles each convolution on the CPU as a YNNPACK fusion by default. For the
 small-channel 3x3 convolutions of keras-indi's U-Nets that is 2 to 3 times slower than XLA's
-own convolution (measured on a 2-core AMD EPYC, BENCHMARKS.md "JAX on the CPU: XLA flags"):
-one evaluation of the (32, 64) preset U-Net on 32 crops of 64x64 takes 1.06 s instead of
-1.81-2.04 s, one training step at 64x64 1.57 s instead of 5.17 s, and the quickstart's
-training 154 instead of 270 ms per step. The flag
+own convolution (measured on a 2-core AMD EPYC with `benchmarks/xla_cpu_flags.py`, BENCHMARKS.md
+"JAX on the CPU: convolutions outside YNNPACK"): one evaluation of the (32, 64) preset U-Net on
+32 crops of 64x64 takes 1.05 s instead of 1.84 s, one training step of it at 64x64 1.71 s
+instead of 4.75 s, and one of the quickstart's (16, 32) U-Net at 32x32 0.16 instead of 0.28 s.
+The flag
 ``--xla_cpu_experimental_ynn_fusion_type=-individual_convolution`` takes the convolutions out
 of YNNPACK and leaves its other fusions alone (the upstream report of such regressions:
 jax-ml/jax#37465).

@@ -430,13 +430,13 @@ class _Subset(ImageSource):
 # In-memory sources (NumPy arrays, materialized TFDS splits), shared by the pipeline and the
 # TFDS sources.
 class _ConvertedCache:
-    """Images checked and converted on first access, kept up to `limit` bytes in all.
+    """Images checked and converted on first access, kept up to `LIMIT` bytes in all.
 
     A training pipeline crops the same few in-memory photographs thousands of times, and
     converting a whole 512x512 photograph (`to_model_image`: range checks, clipping) for every
     32x32 crop cost as much as the training step itself (measured: 9 ms per crop, 0.19 s per
-    batch of 16 on a 2-core CPU; 6 ms per batch with the cache). Larger collections than
-    `limit` are converted on every access beyond it, as before."""
+    batch of 16 on a 2-core CPU; 6 ms per batch with the cache). Past `LIMIT`, the images
+    not kept yet are converted on every access, as before."""
 
     #: Converted images kept per source, in bytes (the built-in photographs take about 30 MB).
     LIMIT = 256 * 2**20
