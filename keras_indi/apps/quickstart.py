@@ -417,9 +417,10 @@ def compiled_unet_model(settings, seed, channels, make_model, total_steps, out_c
 
     from keras_indi.networks.unet import TimeConditionalUNet
     from keras_indi.utils.precision import loss_scaled_optimizer, resolve_precision
+    from keras_indi.utils.seeding import set_random_seed
 
     precision = resolve_precision(settings.get("precision", "auto"), 'settings["precision"]')
-    keras.utils.set_random_seed(seed)
+    set_random_seed(seed)  # keras.utils.set_random_seed would import TensorFlow (4-7 s)
     network = TimeConditionalUNet(
         widths=settings["widths"],
         blocks_per_level=settings["blocks_per_level"],
@@ -530,6 +531,7 @@ def run_toy(
     >>> rows = run_toy("/tmp/indi-toy", epochs=1, num_samples=512, overwrite=True, verbose=0)  # doctest: +SKIP
     """
     from keras_indi.utils.precision import loss_scaled_optimizer, resolve_precision
+    from keras_indi.utils.seeding import set_random_seed
 
     precision = resolve_precision(precision)
     prepare_output(output_dir, overwrite)
@@ -539,7 +541,7 @@ def run_toy(
     from keras_indi.models.indi_model import InDIModel
     from keras_indi.networks.mlp import TimeConditionalMLP
 
-    keras.utils.set_random_seed(seed)
+    set_random_seed(seed)  # keras.utils.set_random_seed would import TensorFlow (4-7 s)
     degraded, clean = toy_modes_dataset(num_samples, seed=seed)
     test_degraded, test_clean = toy_modes_dataset(1024, seed=seed + 1)
     rows, restorations = [], {}

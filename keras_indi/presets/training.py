@@ -44,9 +44,10 @@ def build_model(task, recipe, seed=0, model_class=None):
 
     from keras_indi.models.indi_model import InDIModel
     from keras_indi.networks.unet import TimeConditionalUNet
+    from keras_indi.utils.seeding import set_random_seed
 
     spec = check_task(task)
-    keras.utils.set_random_seed(seed)
+    set_random_seed(seed)  # keras.utils.set_random_seed would import TensorFlow (4-7 s)
     network = TimeConditionalUNet(
         widths=tuple(recipe["widths"]),
         blocks_per_level=recipe["blocks_per_level"],
