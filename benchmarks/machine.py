@@ -23,3 +23,30 @@ def load_average():
         return [round(value, 2) for value in os.getloadavg()]
     except OSError:
         return None
+
+
+def write_report(output_dir, stem, report, lines):
+    """Write `report` to ``<stem>.json`` and the table `lines` to ``<stem>.md`` in `output_dir`
+    (created), and print the table."""
+    import json
+
+    os.makedirs(output_dir, exist_ok=True)
+    with open(os.path.join(output_dir, f"{stem}.json"), "w") as file:
+        json.dump(report, file, indent=2)
+    with open(os.path.join(output_dir, f"{stem}.md"), "w") as file:
+        file.write("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+def run_python_worker(code, environment=None, timeout=1800):
+    """Run `code` in a fresh Python process and return the JSON it prints after ``RESULT ``."""
+    import json
+    import subprocess
+    import sys
+
+    completed = subprocess.run([sys.executable, "-c", code], env=environment, capture_output=True, text=True,
+                               timeout=timeout)
+    for line in completed.stdout.splitlines():
+        if line.startswith("RESULT "):
+            return json.loads(line[len("RESULT "):])
+    raise RuntimeError(f"worker failed (exit {completed.returncode}):\n{completed.stderr[-3000:]}")

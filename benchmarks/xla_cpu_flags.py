@@ -23,7 +23,6 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
 import time
 
@@ -90,11 +89,9 @@ def run_worker(environment_update, settings):
     environment = {key: value for key, value in os.environ.items() if key not in ("XLA_FLAGS", "KERAS_INDI_XLA_CPU_FLAGS")}
     environment.update(KERAS_BACKEND="jax", **environment_update)
     code = WORKER.format(here=HERE, repo=REPO, settings=json.dumps(settings))
-    completed = subprocess.run([sys.executable, "-c", code], env=environment, capture_output=True, text=True, timeout=1800)
-    for line in completed.stdout.splitlines():
-        if line.startswith("RESULT "):
-            return json.loads(line[len("RESULT "):])
-    raise RuntimeError(f"worker failed (exit {completed.returncode}):\n{completed.stderr[-3000:]}")
+    from machine import run_python_worker
+
+    return run_python_worker(code, environment)
 
 
 def main(argv=None):
@@ -107,7 +104,7 @@ def main(argv=None):
                     "fits": [["fit_64_s", "32,64", 64], ["fit_32_s", "16,32", 32]]}
     rounds = args.rounds or (1 if args.quick else 2)
     sys.path.insert(0, HERE)
-    from machine import cpu_model, load_average
+    from machine import cpu_model, load_average, write_report
 
     load_before = load_average()
     results = {name: [] for name in CONFIGURATIONS}
@@ -132,13 +129,7 @@ def main(argv=None):
         values = [medians[name][key] for name in CONFIGURATIONS]
         lines.append(f"| {labels[key]} | " + " | ".join(f"{value:.3f}" for value in values)
                      + f" | {medians['default'][key] / medians['keras-indi'][key]:.2f}x |")
-    os.makedirs(args.output, exist_ok=True)
-    suffix = "_quick" if args.quick else ""
-    with open(os.path.join(args.output, f"xla_cpu_flags{suffix}.json"), "w") as file:
-        json.dump(report, file, indent=2)
-    with open(os.path.join(args.output, f"xla_cpu_flags{suffix}.md"), "w") as file:
-        file.write("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    write_report(args.output, "xla_cpu_flags" + ("_quick" if args.quick else ""), report, lines)
     return report
 
 

@@ -71,3 +71,11 @@ def test_xla_cpu_flags_quick(tmp_path):
     assert flags["default"] is None and flags["no YNN"] == "--xla_cpu_experimental_ynn_fusion_type="
     assert all(value > 0 for medians in report["medians"].values() for value in medians.values())
     assert "default / keras-indi" in out
+
+
+def test_side_by_side_quick(tmp_path):
+    out = run_script("side_by_side.py", "--output", str(tmp_path))
+    report = json.loads((tmp_path / "side_by_side_quick.json").read_text())
+    assert set(report["medians"]) == {"one after the other", "side by side"}
+    assert report["same_losses"] is True  # threads change the wall time, never the training
+    assert "faster training" in out

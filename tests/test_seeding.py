@@ -1,4 +1,4 @@
-"""`keras_indi.utils.seeding.set_random_seed`: Keras' weights, without importing TensorFlow."""
+"""`keras_indi.backend.seeding.set_random_seed`: Keras' weights, without importing TensorFlow."""
 
 import importlib.util
 import os
@@ -9,7 +9,7 @@ import textwrap
 import numpy as np
 import pytest
 
-from keras_indi.utils.seeding import set_random_seed
+from keras_indi.backend.seeding import set_random_seed
 
 # In a fresh process (TensorFlow not imported yet): the quickstart's network built after
 # keras-indi's seeding and after Keras' own has the same weights, and keras-indi's left
@@ -20,7 +20,7 @@ SCRIPT = textwrap.dedent(
     import keras
     import numpy as np
     from keras_indi.apps.quickstart import build_model, resolve_settings
-    from keras_indi.utils import seeding
+    from keras_indi.backend import seeding
 
     settings = resolve_settings(tiny=True)
     weights = lambda model: [keras.ops.convert_to_numpy(v) for v in model.network.weights]

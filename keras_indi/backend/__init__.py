@@ -1,5 +1,5 @@
 """The only backend-specific code of keras-indi: stateless noise, compiled loops and metrics,
-eager/traced tensors, multi-replica draws and device queries.
+eager/traced tensors, multi-replica draws, device queries and seeding.
 
 Everything else is written with `keras.ops` and `keras.random` and never compares
 ``keras.backend.backend()`` nor imports jax, torch or tensorflow itself (the few documented
@@ -29,6 +29,7 @@ _NAMES = {
     "enable_compilation_cache": "compilation_cache",
     "loading_weights": "compilation_cache",
     "configure_xla_cpu_flags": "xla_flags",
+    "set_random_seed": "seeding",
 }
 __all__ = list(_NAMES)
 __getattr__, __dir__ = attach(__name__, _NAMES)

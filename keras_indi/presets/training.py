@@ -44,7 +44,7 @@ def build_model(task, recipe, seed=0, model_class=None):
 
     from keras_indi.models.indi_model import InDIModel
     from keras_indi.networks.unet import TimeConditionalUNet
-    from keras_indi.utils.seeding import set_random_seed
+    from keras_indi.backend.seeding import set_random_seed
 
     spec = check_task(task)
     set_random_seed(seed)  # keras.utils.set_random_seed would import TensorFlow (4-7 s)
