@@ -1,15 +1,12 @@
-"""`keras_indi.backend.seeding.set_random_seed`: Keras' weights, without importing TensorFlow."""
+"""`keras_indi.backend.seeding`: Keras' weights, and saved models, without importing TensorFlow."""
 
-import importlib.util
-import os
-import subprocess
-import sys
 import textwrap
 
 import numpy as np
 import pytest
+from fresh_process import run_fresh_process
 
-from keras_indi.backend.seeding import set_random_seed
+from keras_indi.backend.seeding import set_random_seed, tensorflow_left_unimported
 
 # In a fresh process (TensorFlow not imported yet): the quickstart's network built after
 # keras-indi's seeding and after Keras' own has the same weights, and keras-indi's left
@@ -41,11 +38,56 @@ SCRIPT = textwrap.dedent(
 @pytest.mark.backend_agnostic
 @pytest.mark.parametrize("backend", ["jax", "torch"])
 def test_same_weights_as_keras_seeding_without_importing_tensorflow(backend):
-    if importlib.util.find_spec(backend) is None:
-        pytest.skip(f"{backend} is not installed")
-    environment = dict(os.environ, KERAS_BACKEND=backend)
-    result = subprocess.run([sys.executable, "-c", SCRIPT], capture_output=True, text=True, env=environment, timeout=600)
-    assert result.returncode == 0 and "OK" in result.stdout, result.stderr[-3000:]
+    assert run_fresh_process(SCRIPT, backend) == "OK"
+
+
+# In a fresh process: an InDI model and a DDPM save without importing TensorFlow, load back with
+# the same weights, and Keras' own answer on TensorFlow is asked again afterwards.
+SAVE_SCRIPT = textwrap.dedent(
+    """
+    import sys
+    import keras
+    import numpy as np
+    import keras_indi
+    from keras_indi.backend.seeding import _keras_tensorflow_probe
+    from keras_indi.networks import TimeConditionalUNet
+
+    clean = np.random.default_rng(0).uniform(-1, 1, (4, 12, 10, 3)).astype("float32")
+    for model in (keras_indi.InDIModel(TimeConditionalUNet(widths=(8,), blocks_per_level=1), seed=0),
+                  keras_indi.ConditionalDDPM(TimeConditionalUNet(widths=(8,), blocks_per_level=1, in_channels=6, out_channels=3), seed=0)):
+        model.compile()
+        model.fit(0.5 * clean, clean, batch_size=4, epochs=1, verbose=0)
+        model.save(SAVE_PATH)
+        assert "tensorflow" not in sys.modules, "saving imported TensorFlow"
+        assert _keras_tensorflow_probe() is not None and _keras_tensorflow_probe()._available is None
+        loaded = keras.saving.load_model(SAVE_PATH)
+        for a, b in zip(model.weights, loaded.weights):
+            np.testing.assert_array_equal(keras.ops.convert_to_numpy(a), keras.ops.convert_to_numpy(b))
+    print("OK")
+    """
+)
+
+
+@pytest.mark.backend_agnostic
+@pytest.mark.parametrize("backend", ["jax", "torch"])
+def test_models_save_without_importing_tensorflow(backend, tmp_path):
+    code = f"SAVE_PATH = {str(tmp_path / 'model.keras')!r}\n" + SAVE_SCRIPT
+    assert run_fresh_process(code, backend) == "OK"
+
+
+def test_saving_where_tensorflow_is_imported_changes_nothing(monkeypatch):
+    import sys
+
+    from keras_indi.backend import seeding
+
+    probe = seeding._keras_tensorflow_probe()
+    if probe is None:
+        pytest.skip("this Keras lays out its TensorFlow check otherwise")
+    monkeypatch.setitem(sys.modules, "tensorflow", sys.modules.get("tensorflow") or object())
+    before = probe._available
+    with tensorflow_left_unimported():
+        assert probe._available is before
+    assert probe._available is before
 
 
 @pytest.mark.parametrize("seed", [1.5, "3", None, True])

@@ -1,12 +1,10 @@
 """`import keras_indi` and training from NumPy work when TensorFlow cannot be imported."""
 
-import importlib.util
-import os
-import subprocess
-import sys
 import textwrap
 
 import pytest
+
+from fresh_process import run_fresh_process
 
 SCRIPT = textwrap.dedent(
     """
@@ -35,8 +33,4 @@ SCRIPT = textwrap.dedent(
 @pytest.mark.backend_agnostic
 @pytest.mark.parametrize("backend", ["jax", "torch"])
 def test_import_and_train_without_tensorflow(backend):
-    if importlib.util.find_spec(backend) is None:
-        pytest.skip(f"{backend} is not installed")
-    environment = dict(os.environ, KERAS_BACKEND=backend)
-    result = subprocess.run([sys.executable, "-c", SCRIPT], capture_output=True, text=True, env=environment, timeout=600)
-    assert result.returncode == 0 and "OK" in result.stdout, result.stderr[-3000:]
+    assert run_fresh_process(SCRIPT, backend) == "OK"

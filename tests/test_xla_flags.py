@@ -1,11 +1,8 @@
 """keras_indi.backend.xla_flags: the XLA CPU flag keras-indi sets for JAX (convolutions outside
 YNNPACK), only where it is safe and wanted, and accepted by the installed XLA."""
 
-import os
-import subprocess
-import sys
-
 import pytest
+from fresh_process import run_fresh_process
 
 from keras_indi.backend import xla_flags
 
@@ -38,11 +35,7 @@ def test_flag_added_only_where_safe_and_wanted(monkeypatch, environment, version
 
 
 def _child(backend, code, **extra):
-    environment = {key: value for key, value in os.environ.items() if key not in ("XLA_FLAGS", "KERAS_INDI_XLA_CPU_FLAGS")}
-    environment.update(KERAS_BACKEND=backend, **extra)
-    result = subprocess.run([sys.executable, "-c", code], env=environment, capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stderr[-3000:]
-    return result.stdout.strip().splitlines()[-1]
+    return run_fresh_process(code, backend, remove=("XLA_FLAGS", "KERAS_INDI_XLA_CPU_FLAGS"), timeout=300, **extra)
 
 
 @pytest.mark.skipif(xla_flags._jaxlib_version() not in xla_flags.TESTED_JAXLIB_VERSIONS, reason="needs a tested jaxlib")

@@ -30,6 +30,7 @@ _NAMES = {
     "loading_weights": "compilation_cache",
     "configure_xla_cpu_flags": "xla_flags",
     "set_random_seed": "seeding",
+    "tensorflow_left_unimported": "seeding",
 }
 __all__ = list(_NAMES)
 __getattr__, __dir__ = attach(__name__, _NAMES)

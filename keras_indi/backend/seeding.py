@@ -1,4 +1,4 @@
-"""Seeding without importing TensorFlow when nothing uses it.
+"""Seeding and saving without importing TensorFlow when nothing uses it.
 
 `keras.utils.set_random_seed` imports TensorFlow whenever it is installed, to seed ``tf.data``,
 even on the JAX or torch backend: 4-7 s on a 2-core CPU, a sizeable part of the quickstart and
@@ -6,8 +6,14 @@ of a tutorial on JAX. `set_random_seed` here seeds Python, NumPy (and torch on t
 backend) and calls Keras' own only where TensorFlow is the backend or already imported. Keras'
 initializers take their default seeds from Python's generator, so a network built after
 either gets the same weights.
+
+Saving a model (``model.save``) imports TensorFlow the same way: Keras' serializer asks whether
+TensorFlow is available before checking whether an object is a ``tf.TensorShape``. No object
+can be one while TensorFlow is not imported, so `tensorflow_left_unimported` answers "not
+available" for the duration of a save; keras-indi's models save inside it.
 """
 
+import contextlib
 import random
 import sys
 
@@ -53,3 +59,47 @@ def set_random_seed(seed):
         import torch
 
         torch.manual_seed(seed)
+
+
+def _keras_tensorflow_probe():
+    """Keras' lazy TensorFlow module that its serializer asks ``available`` (None where this
+    Keras lays it out otherwise: then nothing is changed)."""
+    import keras
+
+    probe = getattr(keras.saving.serialize_keras_object, "__globals__", {}).get("tf")
+    if probe is None or not hasattr(probe, "_available") or not hasattr(type(probe), "available"):
+        return None
+    return probe
+
+
+@contextlib.contextmanager
+def tensorflow_left_unimported():
+    """Context in which Keras' serializer does not import TensorFlow just to look for its types.
+
+    Where TensorFlow is not imported yet (the JAX or torch backend, no ``tf.data`` used),
+    ``model.save`` would import it (3-7 s on a 2-core CPU) only to ask whether a value of the
+    model's configuration is a ``tf.TensorShape``, which it cannot be. Inside this context
+    Keras treats TensorFlow as unavailable for those checks; on leaving, Keras asks again the
+    next time. Where TensorFlow is the backend or already imported, nothing changes.
+    `keras_indi.models` save inside it.
+
+    Example:
+
+    >>> import sys
+    >>> with tensorflow_left_unimported():
+    ...     pass
+    """
+    probe = None
+    if "tensorflow" not in sys.modules:
+        probe = _keras_tensorflow_probe()
+        if probe is not None and probe._available is not None:
+            probe = None  # Keras has already looked: leave its answer alone
+    if probe is None:
+        yield
+        return
+    probe._available = False
+    try:
+        yield
+    finally:
+        if probe._available is False:
+            probe._available = None  # ask again next time

@@ -26,6 +26,7 @@ import numpy as np
 from keras import ops
 
 from keras_indi.backend.compile import static_shapes
+from keras_indi.backend.seeding import tensorflow_left_unimported
 from keras_indi.backend.tensors import separate_variable_buffers
 from keras_indi.utils.validation import (
     check_choice,
@@ -120,6 +121,13 @@ class RestorationModel(keras.Model):
         """`keras.Model.evaluate` (on torch with ``jit_compile=True``: see `fit`)."""
         with static_shapes(self):
             return super().evaluate(*args, **kwargs)
+
+    def save(self, *args, **kwargs):
+        """`keras.Model.save`, without importing TensorFlow where nothing else has (Keras'
+        serializer would, to look for TensorFlow types: seconds on a CPU; see
+        `keras_indi.backend.seeding.tensorflow_left_unimported`)."""
+        with tensorflow_left_unimported():
+            return super().save(*args, **kwargs)
 
     # -- the objective through Keras' trainer -------------------------------------------------
     def call(self, inputs, training=False):
