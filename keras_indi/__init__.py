@@ -34,6 +34,7 @@ _NAMES = {
     "make_time_grid": "samplers",
     "register_serializables": "api_export",
     "fit_side_by_side": "utils.side_by_side",
+    "set_random_seed": "backend.seeding",
 }
 __all__ = sorted(_NAMES) + list(_SUBMODULES)
 __getattr__, __dir__ = _attach(__name__, _NAMES, _SUBMODULES)

@@ -79,3 +79,12 @@ def test_side_by_side_quick(tmp_path):
     assert set(report["medians"]) == {"one after the other", "side by side"}
     assert report["same_losses"] is True  # threads change the wall time, never the training
     assert "faster training" in out
+
+
+def test_initializer_programs_quick(tmp_path):
+    pytest.importorskip("jax")
+    out = run_script("initializer_programs.py", "--output", str(tmp_path))
+    report = json.loads((tmp_path / "initializer_programs_quick.json").read_text())
+    assert set(report["median_build_s"]) == {"one program per shape", "shared programs"}
+    assert report["same_weights"] is True  # fewer programs, never other weights
+    assert "faster" in out

@@ -28,6 +28,7 @@ _NAMES = {
     "step_noise": "random",
     "enable_compilation_cache": "compilation_cache",
     "loading_weights": "compilation_cache",
+    "shared_initializer_programs": "compilation_cache",
     "configure_xla_cpu_flags": "xla_flags",
     "set_random_seed": "seeding",
     "tensorflow_left_unimported": "seeding",

@@ -25,6 +25,7 @@ compile about 3x faster on a CPU (outside the context nothing changes).
 
 import contextlib
 import os
+import threading
 
 ENVIRONMENT_VARIABLE = "KERAS_INDI_COMPILATION_CACHE"
 OFF = ("0", "off", "false", "no", "none")
@@ -146,3 +147,80 @@ def loading_weights():
                 del cls.__call__
             else:
                 cls.__call__ = original
+
+
+#: The `jax.random` functions (as Keras' initializers call them, with ``shape=``) whose draws
+#: `shared_initializer_programs` routes through power-of-two sizes.
+_SHAPED_DRAWS = ("normal", "uniform", "truncated_normal")
+_shared_programs_lock = threading.Lock()
+_shared_programs_depth = 0
+_unshared_draws = {}
+
+
+def _power_of_two_draw(original):
+    import jax
+    import numpy as np
+
+    def draw(key, *args, **kwargs):
+        shape = kwargs.get("shape")
+        bounds = [kwargs[name] for name in ("minval", "maxval", "lower", "upper") if name in kwargs]
+        if (
+            args
+            or shape is None
+            or isinstance(key, jax.core.Tracer)
+            or any(isinstance(bound, jax.core.Tracer) or np.ndim(bound) != 0 for bound in bounds)
+            or not jax.config.jax_threefry_partitionable
+        ):
+            return original(key, *args, **kwargs)
+        shape = tuple(int(size) for size in shape)
+        count = int(np.prod(shape))
+        bucket = 1 << max(count - 1, 0).bit_length()
+        if bucket == count:
+            return original(key, *args, **kwargs)
+        # With the partitionable threefry each value depends on its flat index only, so the
+        # first `count` values of a longer draw are this draw's, bit for bit.
+        values = original(key, **dict(kwargs, shape=(bucket,)))
+        return jax.numpy.asarray(np.asarray(values)[:count].reshape(shape))
+
+    return draw
+
+
+@contextlib.contextmanager
+def shared_initializer_programs():
+    """Context for building networks: the same random initial weights from fewer compiled programs.
+
+    JAX compiles one random-number program per weight shape (about 1 s each on a 2-core CPU;
+    16 shapes for the quickstart's U-Net). Inside this context, draws of `jax.random.normal`,
+    `~jax.random.uniform` and `~jax.random.truncated_normal` with a ``shape`` (as Keras'
+    initializers make them) are drawn at the next power-of-two size and cut: with JAX's
+    partitionable threefry (its default) each value depends only on its flat index, so the
+    values are bit for bit those of the direct draw, from a few shared programs. Anything
+    else (traced draws, the non-partitionable threefry, other backends) is left unchanged.
+    keras-indi's networks build inside it. Re-entrant and thread-safe: the functions are
+    swapped while any thread is inside.
+
+    >>> with shared_initializer_programs():
+    ...     pass
+    """
+    global _shared_programs_depth
+    import keras
+
+    if keras.backend.backend() != "jax":
+        yield
+        return
+    import jax
+
+    with _shared_programs_lock:
+        if _shared_programs_depth == 0:
+            for name in _SHAPED_DRAWS:
+                _unshared_draws[name] = getattr(jax.random, name)
+                setattr(jax.random, name, _power_of_two_draw(_unshared_draws[name]))
+        _shared_programs_depth += 1
+    try:
+        yield
+    finally:
+        with _shared_programs_lock:
+            _shared_programs_depth -= 1
+            if _shared_programs_depth == 0:
+                for name in _SHAPED_DRAWS:
+                    setattr(jax.random, name, _unshared_draws.pop(name))

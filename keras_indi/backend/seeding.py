@@ -19,7 +19,10 @@ import sys
 
 import numpy as np
 
+from keras_indi.api_export import keras_indi_export
 
+
+@keras_indi_export("keras_indi.set_random_seed")
 def set_random_seed(seed):
     """Seed Python, NumPy and the backend before building a network, without importing TensorFlow.
 

@@ -4,6 +4,7 @@ import keras
 from keras import ops
 
 from keras_indi.api_export import keras_indi_export
+from keras_indi.backend.compilation_cache import shared_initializer_programs
 from keras_indi.layers.time_embedding import SinusoidalTimeEmbedding
 from keras_indi.networks.parameterization import (
     DEFAULT_PARAMETERIZATION,
@@ -94,8 +95,10 @@ class TimeConditionalMLP(ParameterizedNetwork):
         )
 
     def build(self, input_shape):
-        # A forward pass on a zero vector creates every weight with its real shape.
-        self.call([ops.zeros((1, self.features)), ops.zeros((1,))])
+        # A forward pass on a zero vector creates every weight with its real shape (on JAX
+        # from shared random-number programs: `shared_initializer_programs`).
+        with shared_initializer_programs():
+            self.call([ops.zeros((1, self.features)), ops.zeros((1,))])
         self.built = True
 
     def call(self, inputs, training=None):

@@ -4,6 +4,7 @@ import keras
 from keras import ops
 
 from keras_indi.api_export import keras_indi_export
+from keras_indi.backend.compilation_cache import shared_initializer_programs
 from keras_indi.layers.attention import SpatialSelfAttention
 from keras_indi.layers.convolution import Conv2D
 from keras_indi.layers.normalization import GroupNormalization
@@ -183,6 +184,13 @@ class TimeConditionalUNet(ParameterizedNetwork):
         )
 
     def build(self, input_shape=None):
+        # On JAX the random initial weights come from a few shared programs, not one compiled
+        # program per weight shape (the same values; `shared_initializer_programs`).
+        with shared_initializer_programs():
+            self._build_layers()
+        self.built = True
+
+    def _build_layers(self):
         # Every weight depends on channel counts only, so each layer is built from shapes, in
         # the order `call` runs them: no forward pass, nothing traced or compiled (on JAX an
         # eager pass compiled ~150 small programs, seconds of every model load). The network
@@ -224,7 +232,6 @@ class TimeConditionalUNet(ParameterizedNetwork):
                 self.upsamplers[position].build(image(channels))
         self.head_norm.build(image(channels))
         self.head.build(image(channels))
-        self.built = True
 
     def _split_inputs(self, inputs):
         if not isinstance(inputs, (list, tuple)) or len(inputs) != 2:
