@@ -88,7 +88,6 @@ def tensorflow_left_unimported():
 
     Example:
 
-    >>> import sys
     >>> with tensorflow_left_unimported():
     ...     pass
     """
