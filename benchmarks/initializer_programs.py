@@ -58,16 +58,12 @@ def main(argv=None):
     widths = tuple(args.widths or ((4, 8) if args.quick else (16, 32)))
     rounds = args.rounds or (1 if args.quick else 3)
     sys.path.insert(0, HERE)
-    from machine import cpu_model, load_average, run_python_worker, write_report
+    from machine import alternate, cpu_model, load_average, run_python_worker, write_report
 
     environment = dict(os.environ, KERAS_BACKEND="jax")
     load_before = load_average()
-    runs = {mode: [] for mode in MODES}
-    for round_index in range(rounds):
-        for mode in MODES:
-            code = WORKER.format(repo=REPO, mode=mode, widths=widths)
-            runs[mode].append(run_python_worker(code, environment))
-            print(f"round {round_index + 1}/{rounds} {mode}: {runs[mode][-1]}", flush=True)
+    runs = alternate(MODES, rounds, lambda mode: run_python_worker(WORKER.format(repo=REPO, mode=mode, widths=widths),
+                                                                   environment))
     medians = {mode: statistics.median(run["build_s"] for run in results) for mode, results in runs.items()}
     same_weights = len({run["weights_sha256"] for results in runs.values() for run in results}) == 1
     report = {"cpu": cpu_model(), "date": time.strftime("%Y-%m-%d %H:%M"), "backend": "jax", "widths": widths,

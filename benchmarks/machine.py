@@ -50,3 +50,19 @@ def run_python_worker(code, environment=None, timeout=1800):
         if line.startswith("RESULT "):
             return json.loads(line[len("RESULT "):])
     raise RuntimeError(f"worker failed (exit {completed.returncode}):\n{completed.stderr[-3000:]}")
+
+
+def alternate(modes, rounds, run_mode):
+    """``{mode: [result of each round]}``: ``run_mode(mode)`` (a fresh worker process, say) for
+    every mode once per round, in the same order, so that the machine's drift hits all alike;
+    prints each result as it comes."""
+    import time
+
+    results = {mode: [] for mode in modes}
+    for round_index in range(rounds):
+        for mode in modes:
+            start = time.perf_counter()
+            results[mode].append(run_mode(mode))
+            print(f"round {round_index + 1}/{rounds} {mode}: {results[mode][-1]} "
+                  f"({time.perf_counter() - start:.0f} s)", flush=True)
+    return results

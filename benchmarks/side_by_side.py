@@ -77,14 +77,10 @@ def main(argv=None):
     steps = args.steps or (3 if args.quick else 100)
     rounds = args.rounds or (1 if args.quick else 2)
     sys.path.insert(0, HERE)
-    from machine import cpu_model, load_average, write_report
+    from machine import alternate, cpu_model, load_average, write_report
 
     load_before = load_average()
-    runs = {mode: [] for mode in MODES}
-    for round_index in range(rounds):
-        for mode in MODES:
-            runs[mode].append(run_worker(mode, steps))
-            print(f"round {round_index + 1}/{rounds} {mode}: {runs[mode][-1]}", flush=True)
+    runs = alternate(MODES, rounds, lambda mode: run_worker(mode, steps))
     medians = {mode: {key: statistics.median(run[key] for run in results) for key in ("build_s", "train_s")}
                for mode, results in runs.items()}
     same_losses = all(run["losses"] == runs[MODES[0]][0]["losses"] for results in runs.values() for run in results)

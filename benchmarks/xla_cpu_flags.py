@@ -104,15 +104,10 @@ def main(argv=None):
                     "fits": [["fit_64_s", "32,64", 64], ["fit_32_s", "16,32", 32]]}
     rounds = args.rounds or (1 if args.quick else 2)
     sys.path.insert(0, HERE)
-    from machine import cpu_model, load_average, write_report
+    from machine import alternate, cpu_model, load_average, write_report
 
     load_before = load_average()
-    results = {name: [] for name in CONFIGURATIONS}
-    for round_index in range(rounds):
-        for name, environment in CONFIGURATIONS.items():
-            start = time.perf_counter()
-            results[name].append(run_worker(environment, settings))
-            print(f"round {round_index + 1}/{rounds} {name}: {results[name][-1]} ({time.perf_counter() - start:.0f} s)", flush=True)
+    results = alternate(CONFIGURATIONS, rounds, lambda name: run_worker(CONFIGURATIONS[name], settings))
     keys = ["evaluation_s"] + [fit[0] for fit in settings["fits"]]
     medians = {name: {key: statistics.median(run[key] for run in runs) for key in keys} for name, runs in results.items()}
     report = {
