@@ -2,6 +2,7 @@
 from fewer compiled random-number programs (JAX), and nothing changed elsewhere."""
 
 import contextlib
+import logging
 
 import keras
 import numpy as np
@@ -13,7 +14,8 @@ from keras_indi.networks import TimeConditionalMLP, TimeConditionalUNet
 
 jax_only = pytest.mark.skipif(keras.backend.backend() != "jax", reason="JAX's random-number programs")
 
-SHAPES = [(3, 3, 16, 32), (7,), (5, 1), (1,), (37, 31, 3), (64,), (0, 4)]
+# Small shapes (cut from one draw of the smallest shared size), that size itself, and beyond it.
+SHAPES = [(3, 3, 16, 32), (7,), (5, 1), (1,), (37, 31, 3), (64,), (0, 4), (1 << 17,), (3, 3, 128, 129)]
 DRAWS = [
     ("normal", {}),
     ("uniform", {"minval": -0.3, "maxval": 0.7}),
@@ -35,6 +37,28 @@ def test_draws_are_bit_for_bit_those_of_jax(name, extra, dtype):
     for shape, a, b in zip(SHAPES, direct, shared):
         assert a.shape == b.shape == shape and a.dtype == b.dtype
         np.testing.assert_array_equal(a.view(np.uint8), b.view(np.uint8))
+
+
+@jax_only
+def test_small_draws_share_one_program():
+    import jax
+
+    key = jax.random.PRNGKey(3)
+    shapes = [(3, 3, 3, 16), (3, 3, 16, 16), (3, 3, 16, 32), (3, 3, 64, 32), (1, 1, 48, 16), (5,)]
+    # float16: no earlier test compiled these draws in this process.
+    with shared_initializer_programs(), jax.log_compiles(True):
+        records = []
+        handler = logging.Handler()
+        handler.emit = records.append
+        logger = logging.getLogger("jax")
+        logger.addHandler(handler)
+        try:
+            for shape in shapes:
+                jax.random.normal(key, shape=shape, dtype="float16")
+        finally:
+            logger.removeHandler(handler)
+    compiled = [r.getMessage() for r in records if "Finished XLA compilation" in r.getMessage() and "_normal" in r.getMessage()]
+    assert len(compiled) <= 1, compiled
 
 
 @jax_only

@@ -183,7 +183,7 @@ small U-Net twice on the built-in training photographs (nothing is downloaded): 
 one-step regressor, the classic "regression to the mean" baseline, and once with InDI; restore
 held-out crops at several step counts and write tradeoff.md/.csv/.json, tradeoff_plot.png,
 tradeoff_grid.png and both models (indi.keras, regression.keras). report.md says what the run
-shows. The default (--preset cpu) takes about 3 minutes on a 2-core CPU; --preset gpu trains a
+shows. The default (--preset cpu) takes under 3 minutes on a 2-core CPU; --preset gpu trains a
 bigger model on bigger crops; --tiny runs in seconds (a smoke test). --task toy runs the
 paper's 2D toy (four modes plus noise) instead.
 

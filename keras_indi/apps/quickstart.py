@@ -41,15 +41,18 @@ TOY_TASK = "toy"
 #: Settings of each preset (``tiny`` is used by ``--tiny``). Any of them can be overridden.
 PRESETS = {
     "cpu": {
-        # About a minute per model on a 2-core CPU: the equal-budget recipe of RESULTS.md
+        # Under a minute per model on a 2-core CPU: the equal-budget recipe of RESULTS.md
         # (residual U-Net output, p(t) with mass at t = 1, Adam 2e-3 with cosine decay and EMA).
+        # 240 steps keep the whole quickstart under 3 minutes on the slower 2-core AMD EPYC
+        # (156 s; 300 steps: 172-193 s), and InDI at 20 steps still beats its regression twin
+        # on PSNR, SWD and power spectrum (BENCHMARKS.md, "Start-up, latency and memory").
         "image_size": 32,
         "batch_size": 16,
         "widths": (16, 32),
         "blocks_per_level": 1,
         "attention_levels": (),
         "epochs": 1,
-        "steps_per_epoch": 300,
+        "steps_per_epoch": 240,
         "learning_rate": 2e-3,
         "validation_samples": 32,
         "step_counts": (1, 2, 5, 10, 20),
@@ -462,7 +465,7 @@ def _next_steps(output_dir, task):
         model_path = os.path.join("indi-quickstart", "indi.keras")
         lines = [
             "Next steps. The models of this run (`indi.keras`, `regression.keras`) are not committed to the "
-            "repository: the first command writes your own (about 3 minutes on a CPU), which the others use.",
+            "repository: the first command writes your own (under 3 minutes on a 2-core CPU), which the others use.",
             "",
             "```",
             f"keras-indi quickstart --task {task} --output indi-quickstart",
