@@ -1,4 +1,5 @@
-"""The CPU peer comparison, the start-up and the U-Net evaluation benchmarks run end to end
+"""The benchmark scripts (CPU peer comparison, start-up, U-Net evaluation, XLA flags, side by
+side training, initializer programs, presets on an unseen photograph) run end to end
 (`--quick`: tiny sizes).
 
 A few minutes each on 2 cores (fresh processes per backend), so slow tests: skipped with
@@ -88,3 +89,12 @@ def test_initializer_programs_quick(tmp_path):
     assert set(report["median_build_s"]) == {"one program per shape", "shared programs"}
     assert report["same_weights"] is True  # fewer programs, never other weights
     assert "faster" in out
+
+
+def test_unseen_photograph_quick(tmp_path):
+    out = run_script("unseen_photograph.py", "--output", str(tmp_path))
+    report = json.loads((tmp_path / "unseen_photograph_quick.json").read_text())
+    methods = {(row["images"], row["method"], row["num_steps"]) for row in report["rows"]}
+    assert {("whole 64x64", "regression twin", 1), ("whole 64x64", "InDI", 2), ("crops 32x32", "input", None)} <= methods
+    assert all(0 < row["psnr"] < 100 and row["swd"] >= 0 for row in report["rows"])
+    assert "grace_hopper.jpg" in out
