@@ -1,6 +1,6 @@
 """The trained presets on a photograph that keras-indi neither ships nor uses anywhere else.
 
-    KERAS_BACKEND=jax python benchmarks/unseen_photograph.py            # every task with a twin (~6 min, 2 cores)
+    KERAS_BACKEND=jax python benchmarks/unseen_photograph.py            # every InDI preset with a twin (~9 min, 2 cores)
     KERAS_BACKEND=jax python benchmarks/unseen_photograph.py --quick    # smoke test: tiny sizes
 
 The presets are trained on nine scikit-image photographs and evaluated, throughout the
@@ -40,7 +40,7 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="smoke test: one task, tiny sizes")
     parser.add_argument("--output", default=os.path.join(HERE, "results", "unseen_photograph"))
-    parser.add_argument("--presets", nargs="*", default=None, help="preset names (default: every preset with a twin)")
+    parser.add_argument("--presets", nargs="*", default=None, help="InDI preset names (default: every one with a regression twin)")
     parser.add_argument("--seed", type=int, default=0)
     return parser.parse_args(argv)
 

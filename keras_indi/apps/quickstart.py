@@ -45,7 +45,7 @@ PRESETS = {
         # (residual U-Net output, p(t) with mass at t = 1, Adam 2e-3 with cosine decay and EMA).
         # 240 steps keep the whole quickstart under 3 minutes on the slower 2-core AMD EPYC
         # (156 s; 300 steps: 172-193 s), and InDI at 20 steps still beats its regression twin
-        # on PSNR, SWD and power spectrum (BENCHMARKS.md, "Start-up, latency and memory").
+        # on PSNR, SWD and power spectrum (BENCHMARKS.md, "The quickstart under 3 minutes").
         "image_size": 32,
         "batch_size": 16,
         "widths": (16, 32),

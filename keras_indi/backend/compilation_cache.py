@@ -155,7 +155,7 @@ _SHAPED_DRAWS = ("normal", "uniform", "truncated_normal")
 #: The smallest shared draw: every weight of up to 2**17 values (a 3x3 convolution of up to
 #: 128 -> 113 channels) is cut from one draw of this size, so a small network compiles one
 #: program per function and dtype (each ~0.3 s on a 2-core CPU) instead of one per power of two;
-#: the longer draw itself costs about a millisecond.
+#: the longer draw itself takes ~3 ms (while a test run shared the CPU).
 _SMALLEST_SHARED_DRAW = 1 << 17
 _shared_programs_lock = threading.Lock()
 _shared_programs_depth = 0
