@@ -23,13 +23,12 @@ Writes ``unseen_photograph.json`` and ``.md`` (``unseen_photograph_quick.*`` wit
 
 import argparse
 import datetime
-import json
 import os
 import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from machine import cpu_model  # noqa: E402
+from machine import cpu_model, write_report  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 PHOTOGRAPH = "grace_hopper.jpg"
@@ -117,7 +116,8 @@ def main(argv=None):
             if whole:
                 figures.append(save_figure(arguments.output, name, result, degraded[0], clean[0], arguments.quick))
             for row in result.rows:
-                rows.append({"preset": name, "images": images, **{k: row[k] for k in ("method", "num_steps", "psnr", "ssim", "swd", "power_spectrum")}})
+                metrics = {key: float(row[key]) for key in ("psnr", "ssim", "swd", "power_spectrum")}
+                rows.append({"preset": name, "images": images, "method": row["method"], "num_steps": row["num_steps"], **metrics})
             print(f"{name}, {images}: done at {time.time() - started:.0f} s", flush=True)
 
     report = {
@@ -130,9 +130,6 @@ def main(argv=None):
         "rows": rows,
         "figures": [os.path.basename(path) for path in figures],
     }
-    stem = os.path.join(arguments.output, "unseen_photograph" + ("_quick" if arguments.quick else ""))
-    with open(stem + ".json", "w") as file:
-        json.dump(report, file, indent=2, default=float)
     lines = [
         f"The presets on {report['photograph']} ({report['machine']}, {report['backend']}, {report['date']}).",
         "",
@@ -145,9 +142,7 @@ def main(argv=None):
             f"| {row['preset']} | {row['images']} | {row['method']} | {steps} | {row['psnr']:.2f} | "
             f"{row['ssim']:.3f} | {row['swd']:.4f} | {row['power_spectrum']:.3f} |"
         )
-    with open(stem + ".md", "w") as file:
-        file.write("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    write_report(arguments.output, "unseen_photograph" + ("_quick" if arguments.quick else ""), report, lines)
 
 
 if __name__ == "__main__":

@@ -201,8 +201,8 @@ def shared_initializer_programs():
     cut: with JAX's partitionable threefry (its default) each value depends only on its flat
     index, so the values are bit for bit those of the direct draw, from one shared program per
     function and dtype for every weight of up to 2**17 values (quickstart U-Net: build 5.3 ->
-    1.3 s on a 2-core AMD EPYC). Anything
-    else (traced draws, the non-partitionable threefry, other backends) is left unchanged.
+    1.3 s on a 2-core AMD EPYC). Anything else (traced draws, the non-partitionable threefry,
+    other backends) is left unchanged.
     keras-indi's networks build inside it. Re-entrant and thread-safe: the functions are
     swapped while any thread is inside.
 
