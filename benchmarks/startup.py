@@ -10,7 +10,9 @@ Rows (median of --repeats fresh processes; the command of each row is printed in
   (the same plus Keras and JAX);
 * ``keras-indi restore`` of one 256x256 noisy photograph with 10 steps and the ``denoising``
   preset: *cold* (an empty compilation cache: ``KERAS_INDI_COMPILATION_CACHE`` points to a new
-  folder for each run) and *warm* (the folder the cold run filled);
+  folder for each run), *warm* (the folder the cold run filled, with the restoration program it
+  saved: `keras_indi.backend.restore_programs`), warm with those programs off
+  (``KERAS_INDI_RESTORE_PROGRAMS=0``: Keras imported, the model loaded) and with the cache off;
 * ``keras-indi restore`` of a 2048x2048 image: its peak resident memory (``wait4`` rusage of
   the process), wall time and whether it was tiled automatically (``--big-steps`` steps).
 
@@ -83,7 +85,10 @@ def versions():
 
 def run(command, env=None, cwd=None):
     """Run `command`; (wall seconds, peak RSS bytes, stdout+stderr, return code)."""
-    environment = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", **(env or {}))
+    # keras-indi's defaults unless a row sets otherwise (the test suite switches the saved
+    # restoration programs off in its own environment).
+    inherited = {k: v for k, v in os.environ.items() if k != "KERAS_INDI_RESTORE_PROGRAMS"}
+    environment = dict(inherited, TF_CPP_MIN_LOG_LEVEL="3", **(env or {}))
     start = time.perf_counter()
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=environment, cwd=cwd)
     output = process.stdout.read()
@@ -228,6 +233,9 @@ def main(argv=None):
         shown_env=dict(backend_env, KERAS_INDI_COMPILATION_CACHE="$(mktemp -d)"))
     warm_env = dict(backend_env, KERAS_INDI_COMPILATION_CACHE=cold_folders[-1] if cold_folders else os.path.join(scratch, "warm"))
     add(f"{label}, warm cache", restore, warm_env, "< 6 s", repeats, shown_env=backend_env)
+    # The same without the saved restoration programs (Keras imported, the .keras file loaded).
+    add(f"{label}, warm cache, saved programs off", restore, dict(warm_env, KERAS_INDI_RESTORE_PROGRAMS="0"), "",
+        repeats, shown_env=dict(backend_env, KERAS_INDI_RESTORE_PROGRAMS="0"))
     add(f"{label}, cache off", restore, dict(backend_env, KERAS_INDI_COMPILATION_CACHE="0"), "", 1)
 
     result = {"meta": meta, "rows": rows}

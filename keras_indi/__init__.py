@@ -44,7 +44,7 @@ def _hook_keras_saving():
     """Let `keras.saving.load_model` find keras-indi's classes (see `keras_indi._lazy`); on
     JAX, take convolutions out of YNNPACK on the CPU (`keras_indi.backend.xla_flags`)."""
     _importlib.import_module("keras_indi.backend.xla_flags").configure_for_keras_backend()
-    _importlib.import_module("keras_indi.api_export")
+    _importlib.import_module("keras_indi.api_export").install_placeholders()
 
 
 _run_after_import("keras", _hook_keras_saving)

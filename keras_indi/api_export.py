@@ -6,15 +6,18 @@ file names, whatever was imported, this module puts a placeholder under each reg
 (`SERIALIZABLE_CLASSES`) in Keras' public registry (``keras.saving.get_custom_objects()``): its
 ``from_config`` imports the real class's module, which registers the real class in its place,
 and builds the object with it. Only public Keras API is used. The placeholders are installed
-when this module is imported: by every module that defines a Keras class, by
-``import keras_indi`` when Keras is loaded already, and right after Keras is imported
-otherwise (`keras_indi._lazy.run_after_import`).
+when this module is imported with Keras loaded already (by every module that defines a Keras
+class, by ``import keras_indi``), and otherwise right after Keras is imported
+(`keras_indi._lazy.run_after_import`, hooked by ``import keras_indi``).
+
+This module does not import Keras itself, so that modules which only export functions (e.g.
+`keras_indi.datasets.image_io`) stay importable without it: the command line's fast restore
+path (`keras_indi.backend.restore_programs`) reads images without importing Keras.
 """
 
 import importlib
 import pkgutil
-
-import keras
+import sys
 
 PACKAGE = "keras_indi"
 
@@ -75,6 +78,7 @@ def keras_indi_export(path):
 
     Example:
 
+    >>> import keras
     >>> @keras_indi_export("keras_indi.layers.MyLayer")
     ... class MyLayer(keras.layers.Layer):
     ...     pass
@@ -85,6 +89,8 @@ def keras_indi_export(path):
     def decorator(symbol):
         symbol._keras_indi_export_paths = tuple(path)
         if isinstance(symbol, type) and hasattr(symbol, "get_config"):
+            import keras
+
             keras.saving.register_keras_serializable(package=PACKAGE)(symbol)
         return symbol
 
@@ -114,6 +120,8 @@ class _Placeholder:
 
     @classmethod
     def from_config(cls, config):
+        import keras
+
         registry = keras.saving.get_custom_objects()
         importlib.import_module(cls._module)  # registers the real class in place of this one
         real = registry.get(cls._registered_name)
@@ -130,6 +138,8 @@ class _Placeholder:
 
 def install_placeholders():
     """Put a `_Placeholder` under every name of `SERIALIZABLE_CLASSES` Keras does not know yet."""
+    import keras
+
     registry = keras.saving.get_custom_objects()
     for name, module in SERIALIZABLE_CLASSES.items():
         registered_name = f"{PACKAGE}>{name}"
@@ -139,4 +149,5 @@ def install_placeholders():
             )
 
 
-install_placeholders()
+if "keras" in sys.modules:  # else `keras_indi._hook_keras_saving` installs them after Keras' import
+    install_placeholders()

@@ -35,7 +35,6 @@ it otherwise.
 import contextlib
 import csv
 import gc
-import hashlib
 import io
 import json
 import math
@@ -53,6 +52,9 @@ import keras
 import numpy as np
 
 from keras_indi.api_export import keras_indi_export
+from keras_indi.utils.files import file_digest as _sha256
+from keras_indi.utils.files import fsync_path as _fsync
+from keras_indi.utils.files import replace_atomically as _replace_atomically
 from keras_indi.utils.validation import check_choice, check_positive_int
 
 # Format 1 (earlier keras-indi): model.save_weights' file and seed_generators.npz apart.
@@ -92,28 +94,6 @@ def _list_checkpoints(directory):
         if match and os.path.isdir(os.path.join(directory, name)):
             found.append(((int(match.group(1)), int(match.group(2) or 0)), name))
     return sorted(found)
-
-
-def _sha256(path):
-    digest = hashlib.sha256()
-    with open(path, "rb") as file:
-        for chunk in iter(lambda: file.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def _fsync(path):
-    """Flush a file or a directory entry to disk (best effort: not every filesystem allows it)."""
-    try:
-        descriptor = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(descriptor)
-    except OSError:
-        pass
-    finally:
-        os.close(descriptor)
 
 
 def _read_json(path):
@@ -678,33 +658,6 @@ class TrainingCheckpoint(keras.callbacks.BackupAndRestore):
                 shutil.rmtree(path, ignore_errors=True)
             else:
                 os.remove(path)
-
-
-def _temporary_sibling(path):
-    """A hidden, unique temporary path in the folder of `path`, with the same extension
-    (Keras picks the file format from it): ``dir/.name.tmp-1a2b3c4d.keras``."""
-    folder, name = os.path.split(os.fspath(path))
-    stem, extension = os.path.splitext(name)
-    return os.path.join(folder, f".{stem}.tmp-{uuid.uuid4().hex[:8]}{extension}")
-
-
-def _replace_atomically(path, write):
-    """Call ``write(temporary)`` on a temporary file next to `path`, flush it to disk and
-    rename it onto `path` (``os.replace``): `path` is never seen half-written, and a failure
-    (a kill, a full disk, an error) leaves the previous `path` intact."""
-    path = os.fspath(path)
-    temporary = _temporary_sibling(path)
-    try:
-        write(temporary)
-        _fsync(temporary)
-        os.replace(temporary, path)
-    except BaseException:
-        try:
-            os.remove(temporary)
-        except OSError:
-            pass
-        raise
-    _fsync(os.path.dirname(os.path.abspath(path)))
 
 
 @keras_indi_export("keras_indi.callbacks.save_model_atomically")

@@ -30,6 +30,10 @@ if BACKEND == "jax" and os.environ.get("KERAS_INDI_TEST_COMPILATION_CACHE"):
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
     jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
 
+# The command line's saved restoration programs (keras_indi.backend.restore_programs) would go to
+# the user's cache folder: off in tests, except where a test turns them on for its own folder.
+os.environ.setdefault("KERAS_INDI_RESTORE_PROGRAMS", "0")
+
 requires_tensorflow = pytest.mark.skipif(not HAS_TENSORFLOW, reason="TensorFlow is not installed")
 
 

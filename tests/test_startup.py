@@ -143,15 +143,21 @@ def test_cli_restore_fills_and_reuses_the_compilation_cache(saved_model, tmp_pat
     command = """
         import sys
         from keras_indi.apps.cli import main
-        sys.exit(main(["restore", {path!r}, {image!r}, "--output-dir", {out!r}, "--steps", "2"]))
+        code = main(["restore", {path!r}, {image!r}, "--output-dir", {out!r}, "--steps", "2"])
+        print("keras imported:", "keras" in sys.modules)
+        sys.exit(code)
     """
-    outputs = []
+    outputs, printed = [], []
     for run in ("cold", "warm"):
         out = str(tmp_path / run)
-        run_python(command.format(path=path, image=str(image), out=out), KERAS_INDI_COMPILATION_CACHE=str(cache))
+        printed.append(run_python(command.format(path=path, image=str(image), out=out),
+                                  KERAS_INDI_COMPILATION_CACHE=str(cache), KERAS_INDI_RESTORE_PROGRAMS="1"))
         assert cache.is_dir() and os.listdir(cache), "nothing was cached"
         outputs.append(np.asarray(Image.open(os.path.join(out, "noisy.png"))))
     np.testing.assert_array_equal(outputs[0], outputs[1])
+    # The warm run used the program the cold one saved (keras_indi.backend.restore_programs).
+    assert "keras imported: True" in printed[0] and "keras imported: False" in printed[1]
+    assert any(name.startswith("restore-program-") for name in os.listdir(cache))
     # The same image as the library gives (the CLI's faster weight initialization is overwritten).
     from keras_indi.datasets import load_image
 

@@ -40,7 +40,7 @@ TRAIN_FILES = ("config.json", "model.keras", "history.json", "history.csv")
 TRAIN_FOLDERS = ("checkpoints", "backup")
 # The lock file of a running `keras-indi train` (keras_indi.utils.folder_lock.LOCK_NAME; not
 # imported here: importing keras_indi loads Keras) and the temporary files of its atomic writes
-# (keras_indi.callbacks._temporary_sibling) that a kill can leave in OUTPUT.
+# (keras_indi.utils.files.temporary_sibling) that a kill can leave in OUTPUT.
 TRAIN_LOCK_NAME = ".keras-indi.lock"
 TRAIN_LEFTOVER = r"^\.(?:config|history|model)\.tmp-[0-9a-f]{8}\.(?:json|csv|keras)$"
 
@@ -383,7 +383,9 @@ and fewer steps smoother, safer ones (1 step = plain regression). Large images c
 restored in overlapping tiles (--tile-size, --overlap) to bound memory; tiles are blended
 smoothly, without seams. Input files are never overwritten: writing into a folder that holds
 inputs is refused unless --allow-input-folder, and then outputs get a suffix
-(default "_restored"). Existing outputs are kept unless --overwrite.
+(default "_restored"). Existing outputs are kept unless --overwrite. On JAX a repeated restore
+of the same model file and image size starts faster: the first one saves its compiled program
+next to the compilation cache (KERAS_INDI_RESTORE_PROGRAMS=0 turns this off).
 
 example:
   keras-indi restore runs/denoising/model.keras noisy/ --output-dir restored --steps 10
@@ -594,8 +596,8 @@ def _build_datasets(
     )
 
 
-def load_indi_model(path, option="MODEL"):
-    """Load a `.keras` file written by keras-indi; clear errors for anything else."""
+def check_model_file(path, option="MODEL"):
+    """Clear errors for a missing, misnamed or damaged `.keras` file (without importing Keras)."""
     path = os.fspath(path)
     if not os.path.exists(path):
         raise UsageError(f"{option} file not found: {path!r}.")
@@ -610,6 +612,12 @@ def load_indi_model(path, option="MODEL"):
             "another file of the run (checkpoints/last.keras or checkpoints/best.keras), or run the "
             "training command again with --resume to rewrite it."
         )
+    return path
+
+
+def load_indi_model(path, option="MODEL"):
+    """Load a `.keras` file written by keras-indi; clear errors for anything else."""
+    path = check_model_file(path, option)
     import keras
 
     import keras_indi  # noqa: F401  (registers the classes the file refers to)
@@ -1429,14 +1437,14 @@ def save_png(image, path, value_range=(-1.0, 1.0)):
     import numpy as np
     from PIL import Image
 
-    from keras_indi.callbacks import _replace_atomically
+    from keras_indi.utils.files import replace_atomically
 
     low, high = value_range
     unit = np.clip((np.asarray(image, "float32") - low) / (high - low), 0.0, 1.0)
     pixels = np.round(unit * 255.0).astype("uint8")
     if pixels.shape[-1] == 1:
         pixels = pixels[..., 0]
-    _replace_atomically(path, lambda temporary: Image.fromarray(pixels).save(temporary, format="PNG"))
+    replace_atomically(path, lambda temporary: Image.fromarray(pixels).save(temporary, format="PNG"))
 
 
 def _input_channel_notices(paths, channels):
@@ -1453,6 +1461,48 @@ def _input_channel_notices(paths, channels):
     return notices
 
 
+def _restore_notices(arguments, plan, channels, regression):
+    for notice in _input_channel_notices([path for path, _ in plan], channels):
+        _say(notice)
+    if regression and arguments.steps != 1:
+        _say(f"note: {arguments.model} was trained as one-step regression; --steps {arguments.steps} "
+             "re-applies it, which usually helps little. --steps 1 is its intended use.")
+
+
+def _restored_line(index, total, path, target, image, tiled, start):
+    height, width = image.shape[:2]
+    return (f"[{index + 1}/{total}] {path} -> {target} ({width}x{height}"
+            f"{', tiled' if tiled else ''}, {time.time() - start:.1f} s)")
+
+
+def _restore_with_saved_programs(arguments, plan):
+    """Restore what the saved programs of an earlier run can (JAX, no Keras import: see
+    `keras_indi.backend.restore_programs`); returns the part of `plan` left to do, and whether
+    the notices about the inputs were printed."""
+    from keras_indi.backend.restore_programs import saved_restorer
+
+    restorer = saved_restorer(arguments.model)
+    if restorer is None:
+        return plan, False
+    from keras_indi.datasets.image_io import load_image
+
+    _restore_notices(arguments, plan, restorer.channels, restorer.regression)
+    left = []
+    for index, (path, target) in enumerate(plan):
+        start = time.time()
+        image = load_image(path, channels=restorer.channels)
+        if arguments.tile_size is not None and max(image.shape[:2]) > arguments.tile_size:
+            left.append((path, target))
+            continue
+        restored = restorer.restore(image, arguments.steps, arguments.seed, arguments.t_start)
+        if restored is None:
+            left.append((path, target))
+            continue
+        save_png(restored, target)
+        _say(_restored_line(index, len(plan), path, target, image, False, start))
+    return left, True
+
+
 def _run_restore(arguments, parser):
     if arguments.suffix is not None and any(sep in arguments.suffix for sep in ("/", "\\", os.sep)):
         parser.error(f"--suffix {arguments.suffix!r} must not contain a path separator")
@@ -1466,17 +1516,30 @@ def _run_restore(arguments, parser):
 
     for path, _ in plan:  # every input must be readable before anything is written
         load_image(path)
-    model = load_indi_model(arguments.model)
-    channels = _model_channels(model, arguments.model)
-    for notice in _input_channel_notices([path for path, _ in plan], channels):
-        _say(notice)
-    if _is_regression(model) and arguments.steps != 1:
-        _say(f"note: {arguments.model} was trained as one-step regression; --steps {arguments.steps} "
-             "re-applies it, which usually helps little. --steps 1 is its intended use.")
+    check_model_file(arguments.model)
     os.makedirs(pathlib.Path(arguments.output_dir).expanduser(), exist_ok=True)
+    left, notices_shown = _restore_with_saved_programs(arguments, plan)
+    if left:
+        _restore_with_keras(arguments, plan, left, notices_shown)
+    _say(f"Restored {len(plan)} image(s) into {arguments.output_dir} with {arguments.steps} step(s).")
+
+
+def _restore_with_keras(arguments, plan, left, notices_shown):
+    """Restore the images of `left` (a part of `plan`) with the model loaded by Keras."""
+    from keras_indi.backend.restore_programs import file_digest, restore_and_save
+    from keras_indi.datasets.image_io import load_image
     from keras_indi.samplers.tiling import choose_tiling, restore_tiled
 
-    for index, (path, target) in enumerate(plan):
+    digest = file_digest(arguments.model)  # names the weights the saved programs keep
+    model = load_indi_model(arguments.model)
+    if file_digest(arguments.model) != digest:  # replaced while it was loading: save nothing
+        digest = None
+    channels = _model_channels(model, arguments.model)
+    regression = _is_regression(model)
+    if not notices_shown:
+        _restore_notices(arguments, plan, channels, regression)
+    numbers = {target: index for index, (_, target) in enumerate(plan)}
+    for path, target in left:
         start = time.time()
         image = load_image(path, channels=channels)
         height, width = image.shape[:2]
@@ -1496,15 +1559,17 @@ def _run_restore(arguments, parser):
                 t_start=arguments.t_start,
             )
         else:
-            restored = model.restore(
-                image[None], num_steps=arguments.steps, seed=arguments.seed, t_start=arguments.t_start, progress_bar=False
-            )[0]
+            # JAX: restored by a compiled program saved for the next run (None elsewhere).
+            restored = restore_and_save(
+                model, digest, image, arguments.steps, arguments.seed, arguments.t_start, regression
+            )
+            if restored is None:
+                restored = model.restore(
+                    image[None], num_steps=arguments.steps, seed=arguments.seed, t_start=arguments.t_start,
+                    progress_bar=False,
+                )[0]
         save_png(restored, target)
-        _say(
-            f"[{index + 1}/{len(plan)}] {path} -> {target} ({width}x{height}"
-            f"{', tiled' if tiled else ''}, {time.time() - start:.1f} s)"
-        )
-    _say(f"Restored {len(plan)} image(s) into {arguments.output_dir} with {arguments.steps} step(s).")
+        _say(_restored_line(numbers[target], len(plan), path, target, image, tiled, start))
 
 
 # -- evaluate ---------------------------------------------------------------------------------

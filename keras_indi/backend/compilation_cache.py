@@ -39,9 +39,10 @@ def default_cache_dir():
     return os.path.join(base, "keras-indi", "jax")
 
 
-def compilation_cache_dir():
+def compilation_cache_dir(environ=None):
     """The folder `enable_compilation_cache` uses, or None when the cache is switched off
-    (``KERAS_INDI_COMPILATION_CACHE=0``).
+    (``KERAS_INDI_COMPILATION_CACHE=0``). `environ`: the environment to read (default
+    ``os.environ``).
 
     >>> import os
     >>> os.environ["KERAS_INDI_COMPILATION_CACHE"] = "0"
@@ -49,7 +50,8 @@ def compilation_cache_dir():
     True
     >>> del os.environ["KERAS_INDI_COMPILATION_CACHE"]
     """
-    setting = os.environ.get(ENVIRONMENT_VARIABLE, "").strip()
+    environ = os.environ if environ is None else environ
+    setting = environ.get(ENVIRONMENT_VARIABLE, "").strip()
     if setting.lower() in OFF:
         return None
     if setting.lower() in ON:
@@ -73,6 +75,13 @@ def enable_compilation_cache(directory=None):
 
     if keras.backend.backend() != "jax":
         return None
+    return configure_jax_compilation_cache(directory)
+
+
+def configure_jax_compilation_cache(directory=None):
+    """`enable_compilation_cache` for a process that uses JAX without Keras (the command
+    line's fast restore path, `keras_indi.backend.restore_programs`): the same folder and
+    settings, so that both find the same compiled programs. Returns the folder or None."""
     directory = directory or compilation_cache_dir()
     if directory is None:
         return None

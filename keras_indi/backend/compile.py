@@ -82,11 +82,16 @@ def compile_sampler_function(network, function, torch_compile=False):
 
         jitted = jax.jit(stateless)
 
-        def run(*arrays):
+        def weights():
             trainable = [v.value for v in network.trainable_variables]
             non_trainable = [v.value for v in network.non_trainable_variables]
-            return jitted(trainable, non_trainable, *arrays)
+            return trainable, non_trainable
 
+        def run(*arrays):
+            return jitted(*weights(), *arrays)
+
+        # What `keras_indi.backend.restore_programs` exports (jax.export) for the command line.
+        run.stateless, run.weights = stateless, weights
         return run
 
     def network_fn(x, t):

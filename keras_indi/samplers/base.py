@@ -31,6 +31,7 @@ from keras import ops
 
 from keras_indi.backend import compile_sampler_function, torch_compile_requested
 from keras_indi.backend.tensors import is_traced_backend
+from keras_indi.samplers.time_grid import pad_table, padded_table_length  # noqa: F401 (public here too)
 from keras_indi.utils.validation import check_positive_int
 
 class SamplerOutput(typing.NamedTuple):
@@ -63,27 +64,6 @@ class SamplerStep(typing.NamedTuple):
     t_next: typing.Any
     sample: typing.Any
     clean_estimate: typing.Any
-
-
-MINIMUM_TABLE_LENGTH = 128
-
-
-def padded_table_length(length):
-    """The bucket a per-step table of `length` entries is padded to.
-
-    At least 128 (so every run of up to 127 steps shares one compiled loop), else the next
-    power of two: a handful of compiles covers any step count.
-
-    >>> [padded_table_length(n) for n in (2, 101, 128, 129, 1001)]
-    [128, 128, 128, 256, 1024]
-    """
-    return max(MINIMUM_TABLE_LENGTH, 1 << (int(length) - 1).bit_length())
-
-
-def pad_table(table):
-    """A 1D float32 table padded with its last value to `padded_table_length`."""
-    table = np.asarray(table, "float32")
-    return np.pad(table, (0, padded_table_length(table.shape[0]) - table.shape[0]), mode="edge")
 
 
 def check_sampler_seed(seed):

@@ -1,7 +1,5 @@
 """The InDI sampler: restore a degraded image in N small steps."""
 
-import math
-
 from typing import NamedTuple
 
 import keras
@@ -17,6 +15,7 @@ from keras_indi.samplers.base import (  # noqa: F401 (SamplerOutput, SamplerStep
     check_sampler_seed,
     chunk_seed,
 )
+from keras_indi.samplers.time_grid import spaced_times
 from keras_indi.schedules import get_noise_schedule
 from keras_indi.utils.validation import (
     check_finite_and_range,
@@ -49,21 +48,7 @@ def make_time_grid(num_steps, t_start=1.0, spacing="uniform"):
     if num_steps > MAX_STEPS:
         raise ValueError(f"`num_steps` must be <= {MAX_STEPS}. Received num_steps={num_steps}.")
     t_start = check_number(t_start, "t_start", minimum=0.0, maximum=1.0, exclusive_minimum=True)
-    fraction = np.linspace(1.0, 0.0, num_steps + 1, dtype="float64")
-    if spacing == "uniform":
-        grid = fraction
-    elif spacing == "quadratic":
-        grid = fraction**2
-    elif spacing == "cosine":
-        grid = 1.0 - np.cos(fraction * math.pi / 2.0)
-    else:
-        raise ValueError(
-            f"`spacing` must be 'uniform', 'quadratic' or 'cosine', or pass an explicit "
-            f"`time_grid`. Received spacing={spacing!r}."
-        )
-    grid = (t_start * grid).astype("float32")
-    grid[0], grid[-1] = t_start, 0.0
-    return grid
+    return spaced_times(num_steps, t_start, spacing)
 
 
 def validate_time_grid(time_grid):
