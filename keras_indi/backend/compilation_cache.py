@@ -75,13 +75,6 @@ def enable_compilation_cache(directory=None):
 
     if keras.backend.backend() != "jax":
         return None
-    return configure_jax_compilation_cache(directory)
-
-
-def configure_jax_compilation_cache(directory=None):
-    """`enable_compilation_cache` for a process that uses JAX without Keras (the command
-    line's fast restore path, `keras_indi.backend.restore_programs`): the same folder and
-    settings, so that both find the same compiled programs. Returns the folder or None."""
     directory = directory or compilation_cache_dir()
     if directory is None:
         return None

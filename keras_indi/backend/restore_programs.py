@@ -221,7 +221,8 @@ class SavedRestorer:
 
 def saved_restorer(model_path, folder=None):
     """A `SavedRestorer` for `model_path`, or None (programs off, nothing saved for this file
-    yet, or a damaged entry). Sets up JAX (XLA flags, compilation cache) as Keras would."""
+    yet, or a damaged entry). Sets ``XLA_FLAGS`` as keras-indi does when Keras is imported
+    (`keras_indi.backend.xla_flags`): they are part of the programs' key."""
     folder = programs_folder() if folder is None else folder
     if folder is None:
         return None
@@ -236,8 +237,6 @@ def saved_restorer(model_path, folder=None):
     from keras_indi.backend.xla_flags import configure_xla_cpu_flags
 
     configure_xla_cpu_flags()  # before JAX starts: the flags Keras on JAX runs with
-    from keras_indi.backend.compilation_cache import configure_jax_compilation_cache
-
     try:
         with np.load(path) as saved:
             card = json.loads(str(saved["card"]))
@@ -247,7 +246,6 @@ def saved_restorer(model_path, folder=None):
     except Exception:
         _drop(path)
         return None
-    configure_jax_compilation_cache()
     _touch(path)
     return SavedRestorer(folder, digest, card, weights)
 
