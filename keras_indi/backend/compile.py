@@ -90,7 +90,7 @@ def compile_sampler_function(network, function, torch_compile=False):
         def run(*arrays):
             return jitted(*weights(), *arrays)
 
-        # What `keras_indi.backend.restore_programs` exports (jax.export) for the command line.
+        # What `keras_indi.backend.restore_programs` compiles and saves for the command line.
         run.stateless, run.weights = stateless, weights
         return run
 
