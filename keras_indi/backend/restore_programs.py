@@ -38,7 +38,7 @@ import time
 import numpy as np
 
 from keras_indi.backend.compilation_cache import compilation_cache_dir
-from keras_indi.samplers.time_grid import pad_table, spaced_times
+from keras_indi.samplers.time_grid import pad_table, padded_table_length, spaced_times
 from keras_indi.utils.files import file_digest, replace_atomically
 from keras_indi.utils.memory import memory_budget
 
@@ -124,7 +124,7 @@ def program_key(model_digest, image_shape, num_steps, platform):
     """The name of the program that restores `image_shape` ``(height, width, channels)`` with
     the model file of `model_digest` in `num_steps` steps on `platform` (e.g. ``"cpu"``) of
     this machine (`machine_identity`)."""
-    table_length = pad_table(np.zeros(int(num_steps) + 1)).shape[0]
+    table_length = padded_table_length(int(num_steps) + 1)
     parts = [f"format={FORMAT}", model_digest, "x".join(str(int(d)) for d in image_shape),
              f"table={table_length}", f"platform={platform}", machine_identity(), *_versions()]
     return hashlib.sha256("|".join(parts).encode()).hexdigest()[:32]
