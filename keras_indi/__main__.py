@@ -1,5 +1,5 @@
 import sys
 
-from keras_indi.apps.cli import main
+from keras_indi.apps.cli import run
 
-sys.exit(main())
+sys.exit(run())

@@ -550,3 +550,35 @@ def test_jit_compile_flag_reaches_compile_and_may_change_on_resume(tmp_path, mon
     assert main(["train", *TINY, "--epochs", "2", "--jit-compile", "--output", str(folder), "--resume"]) == 0
     assert json.loads((folder / "config.json").read_text())["jit_compile"] is True
     assert seen[0] == "auto" and seen[-1] is True
+
+
+def test_console_script_exits_quickly_only_after_a_successful_restore(monkeypatch):
+    codes = {"restore": 0, "evaluate": 0, "train": 0}
+    exits = []
+    monkeypatch.setattr(cli, "main", lambda argv: codes[argv[0]])
+    monkeypatch.setattr(cli, "exit_quickly", exits.append)
+    monkeypatch.delenv("KERAS_INDI_QUICK_EXIT", raising=False)
+    for command in ("restore", "evaluate", "train"):
+        assert cli.run([command, "x"]) == 0
+    assert exits == [0]  # the restore only
+    monkeypatch.setenv("KERAS_INDI_QUICK_EXIT", "0")
+    assert cli.run(["restore", "x"]) == 0 and exits == [0]
+
+
+def test_exit_quickly_runs_atexit_functions_and_flushes_before_leaving(tmp_path):
+    import subprocess
+    import sys
+    import textwrap
+
+    code = textwrap.dedent("""
+        import atexit, sys
+        from keras_indi.apps.cli import exit_quickly
+        atexit.register(lambda: print("from atexit"))
+        sys.stdout.write("written, ")
+        sys.stderr.write("error stream")
+        exit_quickly(3)
+        print("never reached")
+    """)
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 3
+    assert result.stdout == "written, from atexit\n" and result.stderr == "error stream"

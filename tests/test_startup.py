@@ -140,12 +140,13 @@ def test_cli_restore_fills_and_reuses_the_compilation_cache(saved_model, tmp_pat
     image = tmp_path / "noisy.png"
     Image.fromarray(np.random.default_rng(1).integers(0, 256, (24, 20, 3), dtype=np.uint8)).save(image)
     cache = tmp_path / "cache"
+    # As the console script runs it (`run`: a restore ends with `exit_quickly`, which still
+    # runs the atexit functions and flushes what they print).
     command = """
-        import sys
-        from keras_indi.apps.cli import main
-        code = main(["restore", {path!r}, {image!r}, "--output-dir", {out!r}, "--steps", "2"])
-        print("keras imported:", "keras" in sys.modules)
-        sys.exit(code)
+        import atexit, sys
+        from keras_indi.apps.cli import run
+        atexit.register(lambda: print("keras imported:", "keras" in sys.modules))
+        sys.exit(run(["restore", {path!r}, {image!r}, "--output-dir", {out!r}, "--steps", "2"]))
     """
     outputs, printed = [], []
     for run in ("cold", "warm"):
