@@ -209,7 +209,8 @@ def training_length(task, lengths=(600, 1800)):
     """InDI/twin pairs of the (16, 32) recipe trained for more Adam steps (the cosine schedule
     stretched to each length), scored on the held-out photographs: does the gap between InDI's
     20-step SWD and the twin's close with a longer run? (`LENGTHS=600,3600` picks the lengths;
-    `BROWNIAN=0.1` trains InDI alone with Brownian input noise of that epsilon instead.)"""
+    `BROWNIAN=0.1` trains InDI alone with Brownian input noise of that epsilon instead;
+    `LOSS=l2` trains both with the squared error instead of the recipe's L1.)"""
     from keras_indi.presets import training
     from keras_indi.presets.recipes import make_pairs
     from keras_indi.schedules import BrownianNoise
@@ -217,15 +218,18 @@ def training_length(task, lengths=(600, 1800)):
     if os.environ.get("LENGTHS"):
         lengths = tuple(int(n) for n in os.environ["LENGTHS"].split(","))
     brownian = float(os.environ["BROWNIAN"]) if os.environ.get("BROWNIAN") else None
+    loss = os.environ.get("LOSS")  # None: the recipe's
     test = make_pairs(task, 48, 64, seed=100, held_out=True)
     print("| Adam steps | model | steps | PSNR (dB) | SWD | finest level | power-spectrum dist. | train s |\n|---:|---|---:|---:|---:|---:|---:|---:|")
     for length in lengths:
         for time_distribution in ("regression", None) if brownian is None else (None,):
             noise = None if brownian is None else BrownianNoise(brownian)
-            recipe = training.resolve_recipe(steps=length, widths=(16, 32), time_distribution=time_distribution, noise=noise)
+            recipe = training.resolve_recipe(steps=length, widths=(16, 32), time_distribution=time_distribution,
+                                             noise=noise, loss=loss)
             model, seconds, _ = training.train(task, recipe, seed=0)
             name = "regression twin" if time_distribution == "regression" else "InDI"
             name += "" if brownian is None else f", Brownian noise {brownian}"
+            name += "" if loss is None else f", loss {loss}"
             for num_steps in (1,) if time_distribution == "regression" else (1, 2, 20):
                 m = _metrics(test[1], model.restore(test[0], num_steps=num_steps, seed=0, progress_bar=False))
                 print(f"| {length} | {name} | {num_steps} | {m['psnr']:.2f} | {m['swd']:.4f} | {m['swd_levels'][0]:.4f} | {m['power_spectrum']:.3f} | {seconds:.0f} |", flush=True)
