@@ -565,7 +565,7 @@ def test_console_script_exits_quickly_only_after_a_successful_restore(monkeypatc
     assert cli.run(["restore", "x"]) == 0 and exits == [0]
 
 
-def test_exit_quickly_runs_atexit_functions_and_flushes_before_leaving(tmp_path):
+def test_exit_quickly_runs_atexit_functions_and_flushes_before_leaving():
     import subprocess
     import sys
     import textwrap
