@@ -487,8 +487,8 @@ def run(argv=None):
     successful ``keras-indi restore``, `exit_quickly`.
 
     A restore is a short command that people run again and again, and the interpreter's teardown
-    after it (freeing JAX's and Keras' modules and the runtime's threads) took 0.35-0.6 s of a
-    6-8 s warm restore on a 2-core CPU (BENCHMARKS.md). Everything it writes is closed and
+    after it (freeing JAX's and Keras' modules and the runtime's threads) took 0.2-0.6 s of a
+    5.5-8 s warm restore on a 2-core CPU (BENCHMARKS.md). Everything it writes is closed and
     renamed into place before `main` returns. ``KERAS_INDI_QUICK_EXIT=0`` exits the usual way.
     """
     argv = list(sys.argv[1:] if argv is None else argv)
