@@ -1,5 +1,5 @@
 """The benchmark scripts (CPU peer comparison, start-up, U-Net evaluation, XLA flags, side by
-side training, initializer programs, presets on an unseen photograph) run end to end
+side training, initializer programs, presets on an unseen photograph, the claims study) run end to end
 (`--quick`: tiny sizes).
 
 A few minutes each on 2 cores (fresh processes per backend), so slow tests: skipped with
@@ -98,3 +98,15 @@ def test_unseen_photograph_quick(tmp_path):
     assert {("whole 64x64", "regression twin", 1), ("whole 64x64", "InDI", 2), ("crops 32x32", "input", None)} <= methods
     assert all(0 < row["psnr"] < 100 and row["swd"] >= 0 for row in report["rows"])
     assert "grace_hopper.jpg" in out
+
+
+@pytest.mark.parametrize("study,task", [("input_noise", "jpeg"), ("ddpm", "super_resolution_4x")])
+def test_claims_study_quick(tmp_path, study, task):
+    out = run_script("claims_study.py", study, task, "--output", str(tmp_path))
+    rows = [json.loads(line) for line in (tmp_path / f"{study}_{task}.jsonl").read_text().splitlines()]
+    models = {row["epsilon" if study == "input_noise" else "model"] for row in rows}
+    assert len(models) == 4  # the input and three trained models
+    assert all(0 < row["psnr"] < 100 and row["swd"] >= 0 for row in rows)
+    assert "| input | crops 64x64 |" in out
+    run_script("claims_study.py", "plot", study, task, "--output", str(tmp_path))
+    assert (tmp_path / f"{study}_{task}.png").stat().st_size > 10_000
