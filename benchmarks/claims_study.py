@@ -5,12 +5,14 @@ built-in training photographs) and scored on the held-out photographs.
 
     KERAS_BACKEND=torch python benchmarks/claims_study.py input_noise jpeg
         # claim 3: InDI trained and run with input noise epsilon 0, 0.01 (the preset's), 0.05
+    KERAS_BACKEND=torch python benchmarks/claims_study.py time_distribution super_resolution_4x
+        # claim 4: p(t) uniform against "mass_at_one" (the presets' default)
     KERAS_BACKEND=torch python benchmarks/claims_study.py ddpm super_resolution_4x
         # claim 5: InDI against a conditional DDPM with the same U-Net and budget, at equal NFE
 
 torch is the fastest backend on a 2-core CPU (BENCHMARKS.md): each model trains in about 5 to 8
-minutes there. ``STEPS=300`` shortens every run; ``VARIANTS=0,0.05`` (input noise) or
-``VARIANTS=epsilon`` (DDPM) runs a subset; ``--quick`` is a smoke test (10 Adam steps, tiny test
+minutes there. ``STEPS=300`` shortens every run; ``VARIANTS=0,0.05`` (input noise),
+``VARIANTS=uniform`` (p(t)) or ``VARIANTS=epsilon`` (DDPM) runs a subset; ``--quick`` is a smoke test (10 Adam steps, tiny test
 sets, a few seconds per model). Rows are printed as a Markdown table and appended to
 ``benchmarks/results/claims/<study>_<task>.jsonl`` (``--output DIR``: elsewhere);
 
@@ -106,6 +108,25 @@ def input_noise(task="jpeg"):
                 table.row([epsilon, images, num_steps], _score(clean, restored), train_seconds=round(seconds), adam_steps=recipe["steps"])
 
 
+def time_distribution(task="super_resolution_4x"):
+    """Claim 4: biasing p(t) towards t = 1 helps. InDI models differing only in p(t)."""
+    from keras_indi.presets import training
+
+    variants = os.environ.get("VARIANTS")
+    names = tuple(variants.split(",")) if variants else ("uniform", "mass_at_one")
+    sets = _test_sets(task)
+    table = _Table("time_distribution", task, ["p(t)", "images", "steps"])
+    for images, (degraded, clean) in sets.items():
+        table.row(["input", images, "-"], _score(clean, degraded))
+    for name in names:
+        recipe = training.resolve_recipe(steps=_steps(), time_distribution=name)
+        model, seconds, _ = training.train(task, recipe, seed=0)
+        for images, (degraded, clean) in sets.items():
+            for num_steps in _step_counts(images, (1, 2, 5, 20), (1, 20)):
+                restored = model.restore(degraded, num_steps=num_steps, seed=0, progress_bar=False)
+                table.row([name, images, num_steps], _score(clean, restored), train_seconds=round(seconds), adam_steps=recipe["steps"])
+
+
 def _train_ddpm(task, recipe, prediction, schedule, loss, seed=0):
     """A `ConditionalDDPM` around the preset U-Net (input and noisy image on 6 channels), with the
     preset's optimizer, learning-rate schedule, EMA, crops, batches and Adam steps."""
@@ -174,7 +195,7 @@ def plot(study, task):
     if not os.path.exists(path):
         raise ValueError(f"No results at {path}: run `claims_study.py {study} {task}` first.")
     rows = [json.loads(line) for line in open(path) if line.strip()]
-    model_key, steps_key = ("model", "NFE") if study == "ddpm" else ("epsilon", "steps")
+    model_key, steps_key = {"ddpm": ("model", "NFE"), "input_noise": ("epsilon", "steps"), "time_distribution": ("p(t)", "steps")}[study]
     rows = [row for row in rows if row["images"] == "crops 64x64"]
     figure, axes = plt.subplots(1, 2, figsize=(10, 3.8))
     for axis, metric, label in ((axes[0], "psnr", "PSNR (dB), higher is better"), (axes[1], "swd", "SWD, lower is better")):
@@ -184,7 +205,7 @@ def plot(study, task):
         models = dict.fromkeys(row[model_key] for row in rows if row[model_key] != "input")
         for model in models:
             points = sorted((row[steps_key], row[metric]) for row in rows if row[model_key] == model)
-            name = f"InDI, epsilon = {model}" if study == "input_noise" else model
+            name = {"input_noise": f"InDI, epsilon = {model}", "time_distribution": f"InDI, p(t) {model}"}.get(study, model)
             axis.plot(*zip(*points), marker="o", label=name)
         axis.set_xscale("log")
         counts = sorted({row[steps_key] for row in rows if row[model_key] != "input"})
@@ -194,7 +215,8 @@ def plot(study, task):
         axis.set_title(label)
         axis.grid(alpha=0.3)
     axes[1].legend(fontsize=8)
-    title = {"ddpm": "InDI vs conditional DDPM, same U-Net and budget", "input_noise": "InDI with and without input noise"}[study]
+    title = {"ddpm": "InDI vs conditional DDPM, same U-Net and budget", "input_noise": "InDI with and without input noise",
+             "time_distribution": "InDI trained with two p(t)"}[study]
     figure.suptitle(f"{title}: {task}, {rows[0].get('num_crops', 48)} held-out 64x64 crops ({rows[0]['backend']}, 2-core CPU)")
     figure.tight_layout()
     output = path[: -len(".jsonl")] + ".png"
@@ -204,7 +226,7 @@ def plot(study, task):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("study", choices=("input_noise", "ddpm", "plot"))
+    parser.add_argument("study", choices=("input_noise", "time_distribution", "ddpm", "plot"))
     parser.add_argument("task", nargs="*", default=None)
     parser.add_argument("--output", help="folder for the .jsonl rows and the plot (default benchmarks/results/claims)")
     parser.add_argument("--quick", action="store_true", help="a smoke test: 10 Adam steps, tiny test sets")
@@ -220,7 +242,7 @@ def main(argv=None):
         return 0
     if len(arguments.task) > 1:
         raise ValueError(f"`{arguments.study}` takes at most one task; got {arguments.task}.")
-    study = {"input_noise": input_noise, "ddpm": ddpm}[arguments.study]
+    study = {"input_noise": input_noise, "time_distribution": time_distribution, "ddpm": ddpm}[arguments.study]
     study(*arguments.task)
     return 0
 

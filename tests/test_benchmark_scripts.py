@@ -100,12 +100,13 @@ def test_unseen_photograph_quick(tmp_path):
     assert "grace_hopper.jpg" in out
 
 
-@pytest.mark.parametrize("study,task", [("input_noise", "jpeg"), ("ddpm", "super_resolution_4x")])
-def test_claims_study_quick(tmp_path, study, task):
+@pytest.mark.parametrize("study,task,key,models", [("input_noise", "jpeg", "epsilon", 3),
+                                                   ("time_distribution", "super_resolution_4x", "p(t)", 2),
+                                                   ("ddpm", "super_resolution_4x", "model", 3)])
+def test_claims_study_quick(tmp_path, study, task, key, models):
     out = run_script("claims_study.py", study, task, "--output", str(tmp_path))
     rows = [json.loads(line) for line in (tmp_path / f"{study}_{task}.jsonl").read_text().splitlines()]
-    models = {row["epsilon" if study == "input_noise" else "model"] for row in rows}
-    assert len(models) == 4  # the input and three trained models
+    assert len({row[key] for row in rows}) == models + 1  # the input and the trained models
     assert all(0 < row["psnr"] < 100 and row["swd"] >= 0 for row in rows)
     assert "| input | crops 64x64 |" in out
     run_script("claims_study.py", "plot", study, task, "--output", str(tmp_path))
