@@ -88,43 +88,37 @@ def _step_counts(images, crops, photos):
     return crops if images.startswith("crops") else photos
 
 
-def input_noise(task="jpeg"):
-    """Claim 3: a little input noise helps deterministic degradations. InDI models differing only
-    in the constant input-noise epsilon (training and sampling), against the input."""
+def _indi_variants(study, task, column, setting, values):
+    """InDI models at the preset recipe that differ only in one recipe `setting` (one per
+    value), scored against the degraded input."""
     from keras_indi.presets import training
 
-    variants = os.environ.get("VARIANTS")
-    epsilons = tuple(float(v) for v in variants.split(",")) if variants else (0.0, 0.01, 0.05)
     sets = _test_sets(task)
-    table = _Table("input_noise", task, ["epsilon", "images", "steps"])
+    table = _Table(study, task, [column, "images", "steps"])
     for images, (degraded, clean) in sets.items():
         table.row(["input", images, "-"], _score(clean, degraded))
-    for epsilon in epsilons:
-        recipe = training.resolve_recipe(steps=_steps(), noise=epsilon)
-        model, seconds, loss = training.train(task, recipe, seed=0)
-        for images, (degraded, clean) in sets.items():
-            for num_steps in _step_counts(images, (1, 2, 5, 20), (1, 20)):
-                restored = model.restore(degraded, num_steps=num_steps, seed=0, progress_bar=False)
-                table.row([epsilon, images, num_steps], _score(clean, restored), train_seconds=round(seconds), adam_steps=recipe["steps"])
-
-
-def time_distribution(task="super_resolution_4x"):
-    """Claim 4: biasing p(t) towards t = 1 helps. InDI models differing only in p(t)."""
-    from keras_indi.presets import training
-
-    variants = os.environ.get("VARIANTS")
-    names = tuple(variants.split(",")) if variants else ("uniform", "mass_at_one")
-    sets = _test_sets(task)
-    table = _Table("time_distribution", task, ["p(t)", "images", "steps"])
-    for images, (degraded, clean) in sets.items():
-        table.row(["input", images, "-"], _score(clean, degraded))
-    for name in names:
-        recipe = training.resolve_recipe(steps=_steps(), time_distribution=name)
+    for value in values:
+        recipe = training.resolve_recipe(steps=_steps(), **{setting: value})
         model, seconds, _ = training.train(task, recipe, seed=0)
         for images, (degraded, clean) in sets.items():
             for num_steps in _step_counts(images, (1, 2, 5, 20), (1, 20)):
                 restored = model.restore(degraded, num_steps=num_steps, seed=0, progress_bar=False)
-                table.row([name, images, num_steps], _score(clean, restored), train_seconds=round(seconds), adam_steps=recipe["steps"])
+                table.row([value, images, num_steps], _score(clean, restored), train_seconds=round(seconds), adam_steps=recipe["steps"])
+
+
+def input_noise(task="jpeg"):
+    """Claim 3: a little input noise helps deterministic degradations. InDI models differing only
+    in the constant input-noise epsilon (training and sampling), against the input."""
+    variants = os.environ.get("VARIANTS")
+    epsilons = tuple(float(v) for v in variants.split(",")) if variants else (0.0, 0.01, 0.05)
+    _indi_variants("input_noise", task, "epsilon", "noise", epsilons)
+
+
+def time_distribution(task="super_resolution_4x"):
+    """Claim 4: biasing p(t) towards t = 1 helps. InDI models differing only in p(t)."""
+    variants = os.environ.get("VARIANTS")
+    names = tuple(variants.split(",")) if variants else ("uniform", "mass_at_one")
+    _indi_variants("time_distribution", task, "p(t)", "time_distribution", names)
 
 
 def _train_ddpm(task, recipe, prediction, schedule, loss, seed=0):
