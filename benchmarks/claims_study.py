@@ -202,9 +202,16 @@ def plot(study, task):
             name = {"input_noise": f"InDI, epsilon = {model}", "time_distribution": f"InDI, p(t) {model}"}.get(study, model)
             axis.plot(*zip(*points), marker="o", label=name)
         axis.set_xscale("log")
+        values = [row[metric] for row in rows]
         counts = sorted({row[steps_key] for row in rows if row[model_key] != "input"})
         axis.set_xticks(counts, [str(count) for count in counts])
         axis.minorticks_off()
+        if metric == "swd" and max(values) > 3 * min(values):  # an untrained model's far-off SWD
+            axis.set_yscale("log")
+            axis.minorticks_off()
+            ticks = [tick for tick in (0.02, 0.03, 0.04, 0.05, 0.07, 0.1, 0.15, 0.2, 0.3, 0.5) if min(values) / 1.2 <= tick <= max(values) * 1.2]
+            axis.set_yticks(ticks, [f"{tick:g}" for tick in ticks])
+            label = "SWD (log scale), lower is better"
         axis.set_xlabel("network evaluations (steps)")
         axis.set_title(label)
         axis.grid(alpha=0.3)
