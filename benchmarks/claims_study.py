@@ -1,4 +1,4 @@
-"""The paper's claims 3 and 5 at the presets' recipe and budget (RESULTS.md, "The paper's
+"""The paper's claims 3, 4 and 5 at the presets' recipe and budget (RESULTS.md, "The paper's
 claims with the new defaults"): every model here is trained exactly like a preset (a (32, 64)
 U-Net, L1, Adam 2e-3 with cosine decay and EMA, 1,500 steps of 16 crops of 32x32 from the
 built-in training photographs) and scored on the held-out photographs.
@@ -10,15 +10,17 @@ built-in training photographs) and scored on the held-out photographs.
     KERAS_BACKEND=torch python benchmarks/claims_study.py ddpm super_resolution_4x
         # claim 5: InDI against a conditional DDPM with the same U-Net and budget, at equal NFE
 
-torch is the fastest backend on a 2-core CPU (BENCHMARKS.md): each model trains in about 5 to 8
-minutes there. ``STEPS=300`` shortens every run; ``VARIANTS=0,0.05`` (input noise),
-``VARIANTS=uniform`` (p(t)) or ``VARIANTS=epsilon`` (DDPM) runs a subset; ``--quick`` is a smoke test (10 Adam steps, tiny test
-sets, a few seconds per model). Rows are printed as a Markdown table and appended to
+torch is the fastest backend on a 2-core CPU (BENCHMARKS.md): with the three studies side by
+side, one thread each (``OMP_NUM_THREADS=1``), each model trained in 20-25 minutes on the 2-core
+AMD EPYC (2026-12-07). ``STEPS=300`` shortens every run; ``VARIANTS=0,0.05`` (input noise),
+``VARIANTS=uniform`` (p(t)) or ``VARIANTS=epsilon`` (DDPM) runs a subset; ``--quick`` is a
+smoke test (10 Adam steps, tiny test sets, a few seconds per model). Rows are printed as a Markdown table and appended to
 ``benchmarks/results/claims/<study>_<task>.jsonl`` (``--output DIR``: elsewhere);
 
     python benchmarks/claims_study.py plot ddpm super_resolution_4x
 
-draws that file's held-out-crop rows (PSNR and SWD against the step count) to a PNG beside it.
+draws that file's held-out-crop rows (PSNR and SWD against the step count; of rows repeated by
+a rerun, the latest) to a PNG beside it.
 """
 
 import argparse
@@ -190,7 +192,8 @@ def plot(study, task):
         raise ValueError(f"No results at {path}: run `claims_study.py {study} {task}` first.")
     rows = [json.loads(line) for line in open(path) if line.strip()]
     model_key, steps_key = {"ddpm": ("model", "NFE"), "input_noise": ("epsilon", "steps"), "time_distribution": ("p(t)", "steps")}[study]
-    rows = [row for row in rows if row["images"] == "crops 64x64"]
+    # A rerun appends: the latest row of each (model, step count) is the one drawn.
+    rows = list({(row[model_key], row[steps_key]): row for row in rows if row["images"] == "crops 64x64"}.values())
     figure, axes = plt.subplots(1, 2, figsize=(10, 3.8))
     for axis, metric, label in ((axes[0], "psnr", "PSNR (dB), higher is better"), (axes[1], "swd", "SWD, lower is better")):
         for row in rows:
