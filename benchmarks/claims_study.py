@@ -13,7 +13,8 @@ built-in training photographs) and scored on the held-out photographs.
 torch is the fastest backend on a 2-core CPU (BENCHMARKS.md): with the three studies side by
 side, one thread each (``OMP_NUM_THREADS=1``), each model trained in 20-25 minutes on the 2-core
 AMD EPYC (2026-12-07). ``STEPS=300`` shortens every run; ``VARIANTS=0,0.05`` (input noise),
-``VARIANTS=uniform`` (p(t)) or ``VARIANTS=epsilon`` (DDPM) runs a subset; ``--quick`` is a
+``VARIANTS=uniform`` (p(t)) or ``VARIANTS=epsilon`` (DDPM) runs a subset; ``SEED=1`` trains the
+InDI variants of claims 3 and 4 from another seed; ``--quick`` is a
 smoke test (10 Adam steps, tiny test sets, a few seconds per model). Rows are printed as a Markdown table and appended to
 ``benchmarks/results/claims/<study>_<task>.jsonl`` (``--output DIR``: elsewhere);
 
@@ -84,6 +85,11 @@ def _steps():
     return int(SETTINGS["steps"] or os.environ.get("STEPS", 1500))
 
 
+def _seed():
+    """The training seed (initial weights, crops, degradations, t): ``SEED=1`` for another run."""
+    return int(os.environ.get("SEED", 0))
+
+
 def _step_counts(images, crops, photos):
     """The step counts (NFE) to score `images` at: `crops` or `photos` (`--quick`: fewer)."""
     crops, photos = SETTINGS["step_counts"] or (crops, photos)
@@ -101,11 +107,12 @@ def _indi_variants(study, task, column, setting, values):
         table.row(["input", images, "-"], _score(clean, degraded))
     for value in values:
         recipe = training.resolve_recipe(steps=_steps(), **{setting: value})
-        model, seconds, _ = training.train(task, recipe, seed=0)
+        model, seconds, _ = training.train(task, recipe, seed=_seed())
         for images, (degraded, clean) in sets.items():
             for num_steps in _step_counts(images, (1, 2, 5, 20), (1, 20)):
                 restored = model.restore(degraded, num_steps=num_steps, seed=0, progress_bar=False)
-                table.row([value, images, num_steps], _score(clean, restored), train_seconds=round(seconds), adam_steps=recipe["steps"])
+                table.row([value, images, num_steps], _score(clean, restored), train_seconds=round(seconds),
+                          adam_steps=recipe["steps"], seed=_seed())
 
 
 def input_noise(task="jpeg"):
