@@ -133,23 +133,18 @@ def time_distribution(task="super_resolution_4x"):
 def _train_ddpm(task, recipe, prediction, schedule, loss, seed=0):
     """A `ConditionalDDPM` around the preset U-Net (input and noisy image on 6 channels), with the
     preset's optimizer, learning-rate schedule, EMA, crops, batches and Adam steps."""
-    import keras
-
-    from keras_indi.backend.seeding import set_random_seed
+    from keras_indi.apps.quickstart import compiled_unet_model
     from keras_indi.models.ddpm import ConditionalDDPM
-    from keras_indi.networks.unet import TimeConditionalUNet
     from keras_indi.presets.recipes import make_pairs
 
-    set_random_seed(seed)
-    network = TimeConditionalUNet(widths=tuple(recipe["widths"]), blocks_per_level=recipe["blocks_per_level"],
-                                  in_channels=6, out_channels=3, groups=max(1, recipe["widths"][0] // 4),
-                                  parameterization="x", dtype="float32")
-    model = ConditionalDDPM(network, schedule=schedule, num_timesteps=1000, prediction=prediction, loss=loss, seed=seed)
     steps, batch = int(recipe["steps"]), int(recipe["batch_size"])
-    learning_rate = keras.optimizers.schedules.CosineDecay(recipe["learning_rate"], steps, alpha=0.05)
-    model.compile(optimizer=keras.optimizers.Adam(learning_rate, use_ema=True, ema_momentum=0.99))
-    network.build((None, recipe["crop_size"], recipe["crop_size"], 6))
-    model.optimizer.build(model.trainable_variables)
+    settings = {"widths": tuple(recipe["widths"]), "blocks_per_level": recipe["blocks_per_level"], "attention_levels": (),
+                "learning_rate": recipe["learning_rate"], "image_size": recipe["crop_size"], "precision": "float32"}
+    model = compiled_unet_model(
+        settings, seed, 6,
+        lambda network: ConditionalDDPM(network, schedule=schedule, num_timesteps=1000, prediction=prediction, loss=loss, seed=seed),
+        steps, out_channels=3, use_ema=True, ema_momentum=0.99,
+    )
     degraded, clean = make_pairs(task, steps * batch, recipe["crop_size"], seed=seed, photo_probability=recipe["photo_probability"])
     start = time.time()
     model.fit(degraded, clean, batch_size=batch, epochs=1, shuffle=False, verbose=0)
